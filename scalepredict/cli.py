@@ -1,0 +1,291 @@
+"""The command line: parse, call the library, print a human table or one JSON document (--json).
+
+Bad input ends in one line on stderr naming the file, line or column at fault, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import InputError, atomic_write_json
+
+
+def _num(x, digits=4):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e5 or abs(x) < 1e-3:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+
+
+def _floats(values, option):
+    """Numbers from repeated and/or comma-separated option values ('1e21,1e22')."""
+    out = []
+    for v in values or ():
+        for part in str(v).split(","):
+            if part.strip():
+                try:
+                    x = float(part)
+                except ValueError:
+                    raise InputError(f"{option}: {part.strip()!r} is not a number") from None
+                if not math.isfinite(x) or x <= 0:
+                    raise InputError(f"{option}: must be a positive number, got {part.strip()}")
+                out.append(x)
+    return out
+
+
+def _emit_json(obj):
+    click.echo(json.dumps(obj, indent=2, allow_nan=False))
+
+
+def _warn(msgs):
+    for m in msgs:
+        click.echo(f"warning: {m}", err=True)
+
+
+# ---- shared options ---------------------------------------------------------------------------------------------
+
+
+def table_options(f):
+    """Options that read a run table (or a training log, see `ingest`)."""
+    opts = [
+        click.option("--format", "fmt", default="auto", show_default=True,
+                     help="Input format: auto, runs (JSONL/CSV run table), or a log format (see `ingest --help`)."),
+        click.option("--compute-col", help="Column holding training FLOPs."),
+        click.option("--params-col", help="Column holding the parameter count."),
+        click.option("--tokens-col", help="Column holding training tokens."),
+        click.option("--loss-col", help="Column holding the final loss."),
+        click.option("--run-col", help="Column naming the run."),
+        click.option("--budget-col", help="Column holding the planned compute budget (groups IsoFLOP sets)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def law_options(f):
+    opts = [
+        click.option("--law", type=click.Choice(["compute", "chinchilla", "power"]), default="compute",
+                     show_default=True, help="compute: L=a*C^b+c (GPT-4); chinchilla: L=E+A/N^alpha+B/D^beta; "
+                                             "power: L=a*C^b."),
+        click.option("--huber-delta", type=float, default=1e-3, show_default=True,
+                     help="Huber loss delta on log-loss residuals."),
+        click.option("--no-huber", is_flag=True, help="Plain least squares instead of the Huber loss."),
+        click.option("--bootstrap", "n_bootstrap", type=click.IntRange(0), default=1000, show_default=True,
+                     help="Bootstrap resamples over runs (0 turns it off)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed."),
+        click.option("--all-points", is_flag=True,
+                     help="compute/power laws: fit every run, not the compute-efficient frontier."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _columns(kw):
+    return {k: kw.pop(f"{k}_col") for k in ("compute", "params", "tokens", "loss", "run", "budget")}
+
+
+def _load_table(inputs, kw):
+    from .ingest import load_table
+
+    columns = _columns(kw)
+    fmt = kw.pop("fmt", "auto")
+    ingest_kw = {k: kw.pop(k) for k in ("metric", "params", "tokens_per_step", "pattern", "intermediate")
+                 if k in kw}
+    return load_table(inputs, fmt=fmt, columns=columns, **ingest_kw)
+
+
+def _fit_kws(kw):
+    delta = None if kw.pop("no_huber") else kw.pop("huber_delta")
+    kw.pop("huber_delta", None)
+    return dict(delta=delta, n_bootstrap=kw.pop("n_bootstrap"), seed=kw.pop("seed"), all_points=kw.pop("all_points"))
+
+
+# ---- the group ----------------------------------------------------------------------------------------------------
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"scalepredict: error: {e}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("scalepredict: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="scalepredict")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx, debug):
+    """Predict the final loss of a large training run from small runs.
+
+    \b
+    sweep    train a ladder of small runs with one recipe, then fit, predict and plot
+    ingest   turn training logs into a run table
+    fit      fit a scaling law to a run table (or logs)
+    predict  predict the loss at a target compute (or N, D) with an interval
+    backtest hold out the largest runs and score the extrapolation
+    plot     draw the prediction figure of a fit
+    report   write a review-ready markdown report
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _fit_summary(fit) -> dict:
+    d = fit.to_dict()
+    out = {k: d[k] for k in ("law", "formula", "params", "n_points", "converged", "dof", "x_range", "noise_sigma",
+                             "at_bound", "warnings", "objective")}
+    if d["bootstrap"]:
+        out["bootstrap"] = {k: d["bootstrap"][k] for k in ("n", "seed", "quantiles")}
+    return out
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@table_options
+@law_options
+@click.option("--metric", help="Log inputs: the metric to fit (default: the validation loss).")
+@click.option("--out", "-o", "out", type=click.Path(path_type=Path), help="Write the fit file (fit.json) here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def fit(inputs, out, as_json, **kw):
+    """Fit a scaling law to the runs in INPUT (JSONL/CSV run tables, or training logs)."""
+    from .fit import file_digest, fit_law
+
+    law = kw.pop("law")
+    fit_kws = _fit_kws(kw)
+    table = _load_table(inputs, kw)
+    result = fit_law(table, law, inputs=[file_digest(p) for p in inputs if Path(p).is_file()], **fit_kws)
+    if out:
+        atomic_write_json(out, result.to_dict())
+    _warn(result.warnings)
+    if as_json:
+        _emit_json(_fit_summary(result))
+        return
+    click.echo(f"law: {result.law.formula}   ({result.law.name}; {result.n_points} points"
+               f"{', frontier' if result.data.frontier is not None else ''}; "
+               f"{'converged' if result.converged else 'NOT converged'})")
+    click.echo(f"{'param':>8} {'value':>12} {'stderr':>10}  90% bootstrap")
+    q = result.to_dict()["bootstrap"]
+    for i, name in enumerate(result.law.names):
+        qq = q["quantiles"][name] if q else None
+        band = f"[{_num(qq['0.05'])}, {_num(qq['0.95'])}]" if qq else "-"
+        click.echo(f"{name:>8} {_num(result.values[i]):>12} {_num(result.stderr[i]):>10}  {band}")
+    click.echo(f"compute range {_num(result.data.compute.min())} .. {_num(result.max_compute)} FLOPs; "
+               f"residual scale {_num(result.noise_sigma)} (log loss)")
+    if result.law.name == "chinchilla":
+        from .laws import optimal_allocation
+
+        a = result.value("beta") / (result.value("alpha") + result.value("beta"))
+        click.echo(f"compute-optimal: N* ~ C^{a:.3f}, D* ~ C^{1 - a:.3f}")
+    if out:
+        click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("fit_file", metavar="FIT", type=click.Path(path_type=Path))
+@click.option("--compute", "-c", multiple=True, help="Target training FLOPs (repeat or comma-separate).")
+@click.option("--params", "n", multiple=True, help="Chinchilla fits: parameter count(s).")
+@click.option("--tokens", "d", multiple=True, help="Chinchilla fits: token count(s).")
+@click.option("--at", "at", type=click.Path(path_type=Path), help="Predict every row of this run table.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def predict(fit_file, compute, n, d, at, level, as_json):
+    """Predict the final loss at target compute (or params and tokens) from a fit file."""
+    from .fit import load_fit
+
+    fit = load_fit(fit_file)
+    compute, n, d = _floats(compute, "--compute"), _floats(n, "--params"), _floats(d, "--tokens")
+    preds = []
+    if at:
+        from .runs import load_runs
+
+        t = load_runs(at)
+        if fit.law.inputs == ("compute",):
+            preds += fit.predict(compute=t.compute, params=t.params, tokens=t.tokens, level=level)
+        else:
+            preds += fit.predict(compute=t.compute, params=t.params, tokens=t.tokens, level=level)
+        for p, name, loss in zip(preds, t.names, t.loss):
+            p["run"], p["actual"] = name, float(loss)
+    if n or d:
+        if len(n) != len(d):
+            raise InputError(f"--params and --tokens: give as many of each ({len(n)} vs {len(d)})")
+        if fit.law.inputs == ("compute",):
+            preds += fit.predict(compute=[6 * a * b for a, b in zip(n, d)], params=n, tokens=d, level=level)
+        else:
+            preds += fit.predict(params=n, tokens=d, level=level)
+    if compute:
+        preds += fit.predict(compute=compute, level=level)
+    if not preds:
+        raise InputError("nothing to predict: give --compute, --params with --tokens, or --at FILE")
+    _warn(sorted({p["warning"] for p in preds if "warning" in p}))
+    if as_json:
+        _emit_json({"law": fit.law.name, "predictions": preds})
+        return
+    click.echo(f"{'compute':>11} {'params':>10} {'tokens':>10} {'loss':>8}  {int(level * 100)}% interval"
+               f"{'':8} extrapolation")
+    for p in preds:
+        band = f"[{_num(p['lower'])}, {_num(p['upper'])}]" if p["lower"] is not None else "(not computable)"
+        click.echo(f"{_num(p['compute']):>11} {_num(p['params']):>10} {_num(p['tokens']):>10} {_num(p['loss']):>8}  "
+                   f"{band:<21} {p['extrapolation']:,.3g}x")
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@table_options
+@law_options
+@click.option("--metric", help="Log inputs: the metric to fit (default: the validation loss).")
+@click.option("--factors", default="10,100", show_default=True,
+              help="Hold out everything above C_max/k for each k.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def backtest(inputs, factors, level, as_json, **kw):
+    """Refit on the runs below C_max/k and score the prediction of the held-out larger runs."""
+    from .backtest import backtest as run_backtest
+
+    law = kw.pop("law")
+    fit_kws = _fit_kws(kw)
+    table = _load_table(inputs, kw)
+    ks = _floats([factors], "--factors")
+    result = run_backtest(table, law, ks, level=level, **fit_kws)
+    for s in result["skipped"]:
+        _warn([f"factor {s['factor']:g} skipped: {s['reason']}"])
+    if as_json:
+        _emit_json(result)
+        return
+    click.echo(f"{'k':>6} {'fit up to':>10} {'compute':>10} {'predicted':>9} {'actual':>8} {'error':>7}  "
+               f"{int(level * 100)}% interval")
+    for c in result["cases"]:
+        band = f"[{_num(c['lower'])}, {_num(c['upper'])}]" if c["lower"] is not None else "-"
+        mark = "" if c["covered"] is None else ("ok" if c["covered"] else "MISS")
+        click.echo(f"{c['factor']:>6g} {_num(c['fit_max_compute']):>10} {_num(c['compute']):>10} "
+                   f"{_num(c['predicted']):>9} {_num(c['actual']):>8} {c['rel_error'] * 100:>+6.2f}%  {band} {mark}")
+    cov = result["coverage"]
+    click.echo(f"mean absolute relative error {result['mape'] * 100:.2f}%; "
+               f"interval coverage {'-' if cov is None else f'{cov * 100:.0f}%'} ({len(result['cases'])} cases)")
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="scalepredict", standalone_mode=True)
+    except InputError as e:  # raised outside a command's invoke (should not happen, but never a traceback)
+        click.echo(f"scalepredict: error: {e}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
