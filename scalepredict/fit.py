@@ -313,7 +313,7 @@ class Fit:
                 "seed": int(self.seed),
                 "quantiles": {n: dict(zip(("0.025", "0.05", "0.5", "0.95", "0.975"), map(float, qs[:, i])))
                               for i, n in enumerate(names)},
-                "samples": [[float(f"{v:.10g}") for v in row] for row in self.bootstrap],
+                "samples": self.bootstrap.tolist(),
             }
         d = self.data
         return {

@@ -1,0 +1,153 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from scalepredict.errors import InputError
+from scalepredict.fit import Fit, fit_law, load_fit
+from scalepredict.laws import CHINCHILLA, optimal_allocation
+from scalepredict.runs import RunTable, load_runs
+from tests.conftest import shared_file, synthetic_compute_runs, write_jsonl
+
+
+def table(rows):
+    return RunTable([{**r, "_where": "test"} for r in rows], ["test"])
+
+
+def test_compute_law_recovers_known_parameters():
+    fit = fit_law(table(synthetic_compute_runs(a=300.0, b=-0.12, c=1.6, n=16, noise=0.002)), "compute", n_bootstrap=200)
+    assert fit.converged
+    assert fit.value("b") == pytest.approx(-0.12, abs=0.01)
+    assert fit.value("c") == pytest.approx(1.6, abs=0.08)
+    # the curve, not just the parameters: 100x beyond the data the prediction is within 1%
+    truth = 300.0 * 1e22**-0.12 + 1.6
+    pred = fit.predict(compute=1e22)[0]
+    assert pred["loss"] == pytest.approx(truth, rel=0.01)
+    assert pred["lower"] < truth < pred["upper"]
+
+
+def test_noiseless_compute_law_is_recovered_exactly_with_least_squares():
+    fit = fit_law(table(synthetic_compute_runs(a=50.0, b=-0.08, c=2.0, n=10, noise=0.0)), "compute",
+                  delta=None, n_bootstrap=0)
+    assert fit.value("a") == pytest.approx(50.0, rel=1e-5)
+    assert fit.value("b") == pytest.approx(-0.08, rel=1e-6)
+    assert fit.value("c") == pytest.approx(2.0, rel=1e-5)
+
+
+def test_power_law_is_exact_on_noiseless_data():
+    C = np.logspace(15, 19, 6)
+    fit = fit_law(table([{"compute": c, "loss": 7.0 * c**-0.05} for c in C]), "power", n_bootstrap=0)
+    assert fit.value("a") == pytest.approx(7.0, rel=1e-6)
+    assert fit.value("b") == pytest.approx(-0.05, rel=1e-6)
+
+
+def test_chinchilla_law_recovers_known_constants():
+    rng = np.random.default_rng(0)
+    E, A, B, al, be = 1.7, 400.0, 2000.0, 0.34, 0.37
+    rows = []
+    for n in np.logspace(7, 9.5, 8):
+        for tpp in (5, 10, 20, 40, 80):
+            d = n * tpp
+            loss = (E + A / n**al + B / d**be) * np.exp(rng.normal(0, 0.002))
+            rows.append({"params": n, "tokens": d, "compute": 6 * n * d, "loss": loss})
+    fit = fit_law(table(rows), "chinchilla", n_bootstrap=100)
+    assert fit.converged
+    assert fit.value("E") == pytest.approx(E, abs=0.08)
+    assert fit.value("alpha") == pytest.approx(al, abs=0.04)
+    assert fit.value("beta") == pytest.approx(be, abs=0.04)
+
+
+def test_optimal_allocation_matches_hand_derivation():
+    theta = np.array([1.69, 406.4, 410.7, 0.34, 0.28])
+    C = 5.76e23  # Chinchilla's training budget
+    n, d = optimal_allocation(theta, C)
+    assert 6 * n * d == pytest.approx(C, rel=1e-12)
+    # at the optimum dL/dN along 6ND = C is zero: alpha A / N^alpha = beta B / D^beta
+    assert 0.34 * 406.4 / n**0.34 == pytest.approx(0.28 * 410.7 / d**0.28, rel=1e-9)
+
+
+def test_chinchilla_replication_lands_inside_epoch_intervals():
+    """Besiroglu et al. 2024: dropping the 5 highest-loss points, E=1.817, alpha=0.348, beta=0.366, with
+    bootstrap 95% intervals E (1.769, 1.871), alpha (0.317, 0.373), beta (0.331, 0.415)."""
+    path = shared_file("chinchilla_epoch/svg_extracted_data.csv")
+    rows = list(csv.DictReader(open(path)))
+    rows.sort(key=lambda r: float(r["loss"]))
+    rows = rows[:-5]
+    recs = [{"params": float(r["Model Size"]), "compute": float(r["Training FLOP"]), "loss": float(r["loss"])}
+            for r in rows]
+    for r in recs:
+        r["tokens"] = r["compute"] / (6 * r["params"])
+    fit = fit_law(table(recs), "chinchilla")
+    assert fit.converged and fit.n_points == 240
+    assert 1.769 < fit.value("E") < 1.871
+    assert 0.317 < fit.value("alpha") < 0.373
+    assert 0.331 < fit.value("beta") < 0.415
+    assert fit.value("E") == pytest.approx(1.817, abs=0.005)
+    assert fit.value("alpha") == pytest.approx(0.348, abs=0.003)
+    assert fit.value("beta") == pytest.approx(0.366, abs=0.003)
+    # and our own bootstrap reproduces Epoch's intervals to within a few hundredths
+    lo, hi = np.quantile(fit.bootstrap, [0.025, 0.975], axis=0)
+    i = fit.law.names.index
+    assert lo[i("E")] == pytest.approx(1.769, abs=0.01) and hi[i("E")] == pytest.approx(1.871, abs=0.01)
+    assert lo[i("alpha")] == pytest.approx(0.317, abs=0.01) and hi[i("alpha")] == pytest.approx(0.373, abs=0.01)
+    assert lo[i("beta")] == pytest.approx(0.331, abs=0.015) and hi[i("beta")] == pytest.approx(0.415, abs=0.015)
+
+
+def test_bootstrap_is_seeded_and_reproducible():
+    t = table(synthetic_compute_runs(n=10))
+    a, b = fit_law(t, "compute", n_bootstrap=100, seed=7), fit_law(t, "compute", n_bootstrap=100, seed=7)
+    c = fit_law(t, "compute", n_bootstrap=100, seed=8)
+    assert np.array_equal(a.bootstrap, b.bootstrap)
+    assert not np.array_equal(a.bootstrap, c.bootstrap)
+
+
+def test_intervals_widen_with_extrapolation_distance():
+    fit = fit_law(table(synthetic_compute_runs(n=12, noise=0.005)), "compute", n_bootstrap=300)
+    preds = fit.predict(compute=[1e20, 1e21, 1e22, 1e23, 1e24])
+    widths = [np.log(p["upper"] / p["lower"]) for p in preds]
+    assert all(w2 > w1 for w1, w2 in zip(widths, widths[1:]))
+    assert preds[-1]["extrapolation"] == pytest.approx(1e4)
+
+
+def test_beyond_10000x_warns():
+    fit = fit_law(table(synthetic_compute_runs(n=8)), "compute", n_bootstrap=0)
+    assert "warning" not in fit.predict(compute=1e24)[0]
+    assert "10,000x" in fit.predict(compute=1e25)[0]["warning"]
+
+
+def test_too_few_points_is_an_error_and_few_points_warn():
+    rows = synthetic_compute_runs(n=2)
+    with pytest.raises(InputError, match="2 points to fit, but the compute law has 3 parameters"):
+        fit_law(table(rows), "compute")
+    fit = fit_law(table(synthetic_compute_runs(n=4)), "compute", n_bootstrap=50)
+    assert any("only 4 points for 3 parameters" in w for w in fit.warnings)
+
+
+def test_parameter_at_bound_is_reported():
+    # a pure power law has no floor: c is pushed to its bound 0
+    C = np.logspace(15, 19, 8)
+    fit = fit_law(table([{"compute": c, "loss": 7.0 * c**-0.05} for c in C]), "compute", n_bootstrap=0)
+    assert fit.at_bound == ["c"]
+    assert any("at a bound" in w for w in fit.warnings)
+
+
+def test_fit_file_round_trip_gives_identical_predictions(tmp_path):
+    fit = fit_law(table(synthetic_compute_runs(n=10)), "compute", n_bootstrap=100)
+    p = tmp_path / "fit.json"
+    p.write_text(json.dumps(fit.to_dict()))
+    again = load_fit(p)
+    assert again.predict(compute=1e22) == fit.predict(compute=1e22)
+
+
+def test_corrupt_or_foreign_fit_file_is_an_input_error(tmp_path):
+    p = tmp_path / "fit.json"
+    p.write_text("{not json")
+    with pytest.raises(InputError, match="fit.json, line 1: not a valid fit file"):
+        load_fit(p)
+    p.write_text(json.dumps({"format": 99, "version": "9.9", "law": "compute"}))
+    with pytest.raises(InputError, match="format 99"):
+        load_fit(p)
+    p.write_text(json.dumps({"format": 1, "law": "compute"}))
+    with pytest.raises(InputError, match="not a valid scalepredict fit file"):
+        load_fit(p)
