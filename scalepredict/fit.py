@@ -38,7 +38,7 @@ FIT_FORMAT = 1
 # section 3). We add a log-space standard deviation of this much per decade of extrapolation beyond the largest
 # fitted compute. Calibrated on backtests of the Chinchilla frontier (experiments/calibrate_intervals.py) and
 # checked not to over-cover well-specified synthetic data (benchmarks/coverage.py).
-MODEL_ERROR_PER_DECADE = 0.004
+MODEL_ERROR_PER_DECADE = 0.003
 MAX_EXTRAPOLATION = 1e4  # beyond 10,000x the largest fitted compute, predictions carry a warning
 
 
@@ -234,7 +234,7 @@ class Fit:
         lo_sig, hi_sig, parts = self._sigmas(X, compute, level)
         from scipy import stats
 
-        mult = float(stats.t.ppf(0.5 + level / 2, df=max(self.dof, 1)))
+        mult = float(stats.norm.ppf(0.5 + level / 2))
         out = []
         for i in range(len(center)):
             ratio = compute[i] / self.max_compute
@@ -260,6 +260,8 @@ class Fit:
         from scipy import stats
 
         z = float(stats.norm.ppf(0.5 + level / 2))
+        # terms built on the estimated residual scale use Student's t with the fit's degrees of freedom
+        t_over_z = float(stats.t.ppf(0.5 + level / 2, df=max(self.dof, 1))) / z
         m = len(np.atleast_1d(compute))
         center = np.asarray(self.log_predict(X)).reshape(-1)
         boot_lo = boot_hi = None
@@ -270,13 +272,13 @@ class Fit:
         delta_sig = None
         if self.covariance is not None:
             g = self._gradient(X)  # (m, p)
-            delta_sig = np.sqrt(np.maximum(np.einsum("mi,ij,mj->m", g, self.covariance, g), 0))
+            delta_sig = t_over_z * np.sqrt(np.maximum(np.einsum("mi,ij,mj->m", g, self.covariance, g), 0))
         if boot_lo is None and delta_sig is None:
             return None, None, {"bootstrap": None, "delta": None, "noise": None, "model": None}
-        zeros = np.zeros(m)
-        p_lo = np.maximum(boot_lo if boot_lo is not None else zeros, delta_sig if delta_sig is not None else zeros)
-        p_hi = np.maximum(boot_hi if boot_hi is not None else zeros, delta_sig if delta_sig is not None else zeros)
-        noise = np.full(m, self.noise_sigma or 0.0)
+        # the bootstrap captures the law's non-linearity (asymmetric intervals); the delta method stands in where
+        # the bootstrap could not be run
+        p_lo, p_hi = (boot_lo, boot_hi) if boot_lo is not None else (delta_sig, delta_sig)
+        noise = np.full(m, t_over_z * (self.noise_sigma or 0.0))
         decades = np.maximum(0.0, np.log10(np.atleast_1d(compute) / self.max_compute))
         model = self.model_error_per_decade * decades
         lo = np.sqrt(p_lo**2 + noise**2 + model**2)
@@ -286,14 +288,18 @@ class Fit:
 
     def _gradient(self, X):
         """d log L / d theta (natural units), by central differences."""
-        p = len(self.values)
         grads = []
-        for j in range(p):
+        for j, spec in enumerate(self.law.params):
             h = 1e-6 * max(abs(self.values[j]), 1e-8)
             tp, tm = self.values.copy(), self.values.copy()
-            tp[j] += h
-            tm[j] -= h
-            grads.append((np.reshape(self.law.log_predict(tp, X), -1) - np.reshape(self.law.log_predict(tm, X), -1)) / (2 * h))
+            tp[j] = min(tp[j] + h, spec.max)
+            tm[j] = max(tm[j] - h, spec.min)  # one-sided at a bound
+            if spec.name in self.at_bound or tp[j] == tm[j]:
+                grads.append(np.zeros(np.size(self.log_predict(X))))
+                continue
+            with np.errstate(all="ignore"):
+                diff = np.reshape(self.law.log_predict(tp, X), -1) - np.reshape(self.law.log_predict(tm, X), -1)
+            grads.append(diff / (tp[j] - tm[j]))
         return np.stack(grads, axis=-1)
 
     # ---- serialization ----------------------------------------------------------------------------------------
