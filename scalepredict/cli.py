@@ -279,6 +279,66 @@ def backtest(inputs, factors, level, as_json, **kw):
                f"interval coverage {'-' if cov is None else f'{cov * 100:.0f}%'} ({len(result['cases'])} cases)")
 
 
+@cli.command()
+@click.option("--config", "config", help="Sweep config: a TOML file or a packaged name (cpu-demo, gpu-ladder, "
+                                         "cpu-validate).  [default: cpu-demo]")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("sweeps/cpu-demo"), show_default=True,
+              help="Sweep folder (runs.jsonl, fit.json, prediction.png, report.md).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Require an existing sweep in --out (rerunning resumes anyway).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the estimated time; train nothing.")
+@click.option("--launcher", type=click.Choice(["local", "submitit"]), default="local", show_default=True)
+@click.option("--keep-checkpoints", is_flag=True, help="Keep each run's state.pt after it finishes.")
+def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints):
+    """Train small runs at several compute budgets with one recipe, then fit, predict and plot."""
+    from .plan import load_config
+    from .train.sweep import run_sweep
+
+    cfg = load_config(config)
+    if out == Path("sweeps/cpu-demo") and cfg.name != "cpu-demo":
+        out = Path("sweeps") / cfg.name
+    run_sweep(cfg, out, device=device, resume=resume, dry_run=dry_run, launcher=launcher, echo=click.echo,
+              keep_state=keep_checkpoints)
+
+
+@cli.command()
+@click.argument("fit_file", metavar="FIT", type=click.Path(path_type=Path))
+@click.option("--target", "-t", multiple=True, help="Target compute(s) to mark (repeat or comma-separate).")
+@click.option("--held-out", type=click.Path(path_type=Path),
+              help="A run table of runs not used in the fit, drawn as held-out points.")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9, show_default=True)
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="FILE.png, .svg or .pdf")
+def plot(fit_file, target, held_out, level, out):
+    """Draw loss against compute with the fitted law, its interval, the targets and the residuals."""
+    from .fit import load_fit
+    from .plots import prediction_figure
+
+    fit = load_fit(fit_file)
+    held = None
+    if held_out:
+        from .runs import frontier, load_runs
+
+        t = load_runs(held_out)
+        held = [{"compute": p.compute, "loss": p.loss} for p in frontier(t)]
+    prediction_figure(fit, out, targets=_floats(target, "--target"), held_out=held, level=level)
+    click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("source", metavar="DIR|FIT", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="report.md")
+@click.option("--target", "-t", multiple=True, help="Target compute(s) (default: the sweep config's targets).")
+@click.option("--html", is_flag=True, help="Also write report.html beside it.")
+def report(source, out, target, html):
+    """Write a review-ready markdown report (summary, runs, parameters, backtest, figures, provenance)."""
+    from .report import write_report
+
+    if not Path(source).exists():
+        raise InputError(f"{source}: no such file or folder")
+    write_report(source, out, targets=_floats(target, "--target") or None, html=html)
+    click.echo(f"wrote {out}")
+
+
 def main(argv=None):
     try:
         cli.main(args=argv, prog_name="scalepredict", standalone_mode=True)

@@ -188,6 +188,10 @@ def parse_records(path, rows, columns: dict | None = None, kind: str = "csv") ->
             if x <= 0:
                 raise InputError(f"{_where(path, lineno, col)}: {name} must be positive, got {v}")
             rec[name] = x
+        if "loss" not in rec and str(rec.get("status", "ok")).lower() in BAD_STATUS:
+            rec["_where"] = _where(path, lineno)
+            records.append(rec)  # a diverged or failed run: kept to be reported, left out of fits
+            continue
         if "loss" not in rec:
             raise InputError(f"{_where(path, lineno, columns.get('loss', 'loss'))}: loss is missing")
         derived = []

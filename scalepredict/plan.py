@@ -1,0 +1,285 @@
+"""From a sweep config to run specs: budgets -> IsoFLOP sets of model shapes -> tokens, steps and hyperparameters.
+
+One recipe for every run (method.md section 4): each run's schedule is sized to its own token budget, warmup is
+short (about the parameter count in tokens, at most 10% of the run), the peak learning rate follows
+lr ~ N^(-1/3) (OLMo's ladder, Bhagia et al. 2024), AdamW beta2 = 0.99 at small batch sizes (Porian et al. 2024).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .flops import Shape
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    source: str = "stdlib"  # stdlib | text | tokens | synthetic
+    path: str | None = None
+    vocab_size: int | None = None  # required for source = "tokens"; 256 (bytes) otherwise
+    dtype: str = "uint16"  # token files: uint16 or uint32
+    size: int = 400_000  # synthetic corpus bytes
+    seed: int = 0
+    val_tokens: int = 65_536  # held-out tokens every run's final loss is measured on
+
+
+@dataclass
+class ModelConfig:
+    seq_len: int = 128
+    aspect: float = 32.0  # target d_model / n_layer (Kaplan et al. 2020 found 20-200 about equally good)
+    head_dim: int = 32
+    mlp_ratio: int = 4
+
+
+@dataclass
+class SweepConfig:
+    budgets: list = field(default_factory=list)  # explicit FLOP budgets, or use min/max/count
+    min: float | None = None
+    max: float | None = None
+    count: int = 5
+    sizes_per_budget: int = 3  # the IsoFLOP set at each budget
+    size_step: float = 2.0  # params ratio between neighbouring sizes in a set
+    tokens_per_param: float = 20.0  # centre of each set: the compute-optimal guess (Hoffmann et al. 2022)
+    targets: list = field(default_factory=list)  # budgets to predict at the end (FLOPs)
+    seed: int = 0
+    repeat_smallest: int = 2  # extra seeds at the smallest budget's centre size: the seed-to-seed noise floor
+    min_steps: int = 50  # a run shorter than this is not a meaningful point
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 16  # sequences per step
+    lr: float = 3e-3  # peak learning rate at lr_ref_params
+    lr_ref_params: float = 1e5
+    lr_exponent: float = -1 / 3  # lr ~ N^(-1/3) (OLMo-core's ladder)
+    beta1: float = 0.9
+    beta2: float = 0.99  # 0.99 at small batches (Porian et al. 2024)
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    schedule: str = "cosine"  # cosine | wsd
+    final_lr_frac: float = 0.1  # decay to 10% of peak
+    wsd_decay_frac: float = 0.2  # warmup-stable-decay: the last 20% of steps decay linearly
+    warmup_max_frac: float = 0.1
+    log_interval: int = 10
+    checkpoint_seconds: float = 60.0
+    device: str = "auto"
+    compile: str = "auto"  # auto: torch.compile on CUDA only
+    threads: int = 0  # CPU threads (0: torch's default)
+
+
+@dataclass
+class Config:
+    name: str = "sweep"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    source: str = ""
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _section(cls, values, where):
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a table")
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    obj = cls()
+    for k, v in values.items():
+        default = getattr(obj, k)
+        if isinstance(default, bool) or (isinstance(default, (int, float)) and not isinstance(v, (int, float))):
+            if not (isinstance(default, float) and isinstance(v, int)) and type(v) is not type(default):
+                raise InputError(f"{where}.{k}: expected a number, got {v!r}")
+        setattr(obj, k, float(v) if isinstance(default, float) and isinstance(v, int) else v)
+    return obj
+
+
+def load_config(path: str | None) -> Config:
+    """Read and validate a TOML sweep config. `path` may name a packaged config (`cpu-demo`)."""
+    if path is None:
+        path = "cpu-demo"
+    p = Path(path)
+    if not p.exists() and (CONFIG_DIR / f"{path}.toml").exists():
+        p = CONFIG_DIR / f"{path}.toml"
+    if not p.is_file():
+        known = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.toml")))
+        raise InputError(f"{path}: no such config file (packaged configs: {known})")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{p}: not valid TOML ({e})") from None
+    unknown = sorted(set(raw) - {"name", "data", "model", "sweep", "train"})
+    if unknown:
+        raise InputError(f"{p}: unknown key(s) {', '.join(unknown)} (known: name, data, model, sweep, train)")
+    cfg = Config(
+        name=str(raw.get("name", p.stem)),
+        data=_section(DataConfig, raw.get("data", {}), f"{p}: [data]"),
+        model=_section(ModelConfig, raw.get("model", {}), f"{p}: [model]"),
+        sweep=_section(SweepConfig, raw.get("sweep", {}), f"{p}: [sweep]"),
+        train=_section(TrainConfig, raw.get("train", {}), f"{p}: [train]"),
+        source=str(p),
+    )
+    _validate(cfg, p)
+    return cfg
+
+
+def _validate(cfg: Config, p):
+    s, t, m = cfg.sweep, cfg.train, cfg.model
+    if not s.budgets and not (s.min and s.max):
+        raise InputError(f"{p}: [sweep] needs budgets = [...] or min, max and count")
+    if s.min is not None and s.max is not None and not (0 < s.min < s.max):
+        raise InputError(f"{p}: [sweep] needs 0 < min < max, got min={s.min:g} max={s.max:g}")
+    if any((not isinstance(b, (int, float))) or b <= 0 for b in s.budgets + s.targets):
+        raise InputError(f"{p}: [sweep] budgets and targets must be positive numbers")
+    if s.sizes_per_budget < 1 or s.size_step <= 1:
+        raise InputError(f"{p}: [sweep] needs sizes_per_budget >= 1 and size_step > 1")
+    if t.schedule not in ("cosine", "wsd"):
+        raise InputError(f"{p}: [train] schedule must be cosine or wsd, got {t.schedule!r}")
+    if t.device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"{p}: [train] device must be auto, cpu or cuda, got {t.device!r}")
+    if m.seq_len < 8 or m.head_dim < 8:
+        raise InputError(f"{p}: [model] seq_len and head_dim must be at least 8")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def shape_for(target_params: float, vocab_size: int, m: ModelConfig) -> Shape:
+    """The documented shape rule: among shapes with d_model a multiple of 8 and d_model / n_layer within a factor 2
+    of `aspect`, the one whose non-embedding parameter count is closest (in log) to the target, with a small
+    penalty for straying from `aspect`. Heads: d_model // head_dim (at least 1, dividing d_model)."""
+    best, best_score = None, math.inf
+    for n_layer in range(1, 65):
+        for k in range(1, 1025):
+            d = 8 * k
+            ratio = d / n_layer
+            if not (m.aspect / 2 <= ratio <= m.aspect * 2):
+                continue
+            n_head = max(1, d // m.head_dim)
+            while d % n_head:
+                n_head -= 1
+            s = Shape(n_layer, d, n_head, vocab_size, m.seq_len, m.mlp_ratio)
+            score = abs(math.log(s.params / target_params)) + 0.05 * abs(math.log(ratio / m.aspect))
+            if score < best_score:
+                best, best_score = s, score
+    return best
+
+
+@dataclass
+class RunSpec:
+    id: str
+    budget: float
+    shape: Shape
+    tokens: int
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    seed: int
+
+    @property
+    def batch_tokens(self) -> int:
+        return self.batch_size * self.shape.seq_len
+
+    @property
+    def compute(self) -> float:
+        return self.shape.train_flops(self.tokens)
+
+    def as_dict(self) -> dict:
+        return {"run": self.id, "budget": self.budget, "compute": self.compute,
+                "compute_6nd": self.shape.flops_6nd(self.tokens), "params": self.shape.params,
+                "params_total": self.shape.params_total, "tokens": self.tokens, "steps": self.steps,
+                "n_layer": self.shape.n_layer, "d_model": self.shape.d_model, "n_head": self.shape.n_head,
+                "seq_len": self.shape.seq_len, "batch_tokens": self.batch_tokens, "lr": self.lr,
+                "warmup_steps": self.warmup_steps, "seed": self.seed}
+
+
+def budgets(cfg: Config) -> list[float]:
+    s = cfg.sweep
+    if s.budgets:
+        return sorted(float(b) for b in s.budgets)
+    return list(np.geomspace(s.min, s.max, s.count))
+
+
+def lr_for(params: float, t: TrainConfig) -> float:
+    return t.lr * (params / t.lr_ref_params) ** t.lr_exponent
+
+
+def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
+    """Run specs, smallest budget first. Raises InputError for budgets too small for the smallest model."""
+    s, t, m = cfg.sweep, cfg.train, cfg.model
+    specs: list[RunSpec] = []
+    smallest = shape_for(1.0, vocab_size, m)
+    for bi, budget in enumerate(budgets(cfg)):
+        # centre: N with tokens = r * N, i.e. budget = flops_per_token(N) * r * N ~ 6 r N^2
+        centre = math.sqrt(budget / (6.0 * s.tokens_per_param))
+        offsets = np.arange(s.sizes_per_budget) - (s.sizes_per_budget - 1) / 2
+        seen = set()
+        for off in offsets:
+            shape = shape_for(centre * s.size_step**off, vocab_size, m)
+            key = (shape.n_layer, shape.d_model)
+            if key in seen:
+                continue
+            seen.add(key)
+            batch_tokens = t.batch_size * m.seq_len
+            steps = int(budget // (shape.train_flops_per_token * batch_tokens))
+            if steps < s.min_steps:
+                if off == offsets[0] or shape == smallest:
+                    raise InputError(
+                        f"{cfg.source}: budget {budget:.3g} FLOPs is too small: the {shape.params:,}-parameter model "
+                        f"gets {steps} steps of {batch_tokens} tokens (min_steps {s.min_steps}); the smallest model "
+                        f"needs {smallest.train_flops_per_token * batch_tokens * s.min_steps:.3g} FLOPs")
+                continue
+            warmup = max(1, min(round(shape.params / batch_tokens), round(t.warmup_max_frac * steps)))
+            specs.append(RunSpec(
+                id=f"b{bi}-L{shape.n_layer}d{shape.d_model}-s{s.seed}", budget=float(budget), shape=shape,
+                tokens=steps * batch_tokens, steps=steps, batch_size=t.batch_size, lr=lr_for(shape.params, t),
+                warmup_steps=warmup, seed=s.seed))
+        if not any(sp.budget == float(budget) for sp in specs):
+            raise InputError(f"{cfg.source}: budget {budget:.3g} FLOPs leaves no model with {s.min_steps} steps")
+    if s.repeat_smallest:
+        # repeat the centre run of the smallest budget with other seeds: the seed-to-seed noise floor
+        first = [sp for sp in specs if sp.budget == specs[0].budget]
+        centre = first[len(first) // 2]
+        at = specs.index(centre) + 1
+        specs[at:at] = [replace(centre, seed=s.seed + 1 + k, id=centre.id.rsplit("-s", 1)[0] + f"-s{s.seed + 1 + k}")
+                        for k in range(s.repeat_smallest)]
+    return specs
+
+
+def lr_at(step: int, spec: RunSpec, t: TrainConfig) -> float:
+    """Warmup, then cosine to final_lr_frac of peak over the run's own steps (or warmup-stable-decay)."""
+    peak, floor = spec.lr, spec.lr * t.final_lr_frac
+    if step < spec.warmup_steps:
+        return peak * (step + 1) / spec.warmup_steps
+    if t.schedule == "wsd":
+        decay_start = int(spec.steps * (1 - t.wsd_decay_frac))
+        if step < decay_start:
+            return peak
+        frac = (step - decay_start) / max(1, spec.steps - decay_start)
+        return peak + (floor - peak) * frac
+    frac = (step - spec.warmup_steps) / max(1, spec.steps - spec.warmup_steps)
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(frac, 1.0)))

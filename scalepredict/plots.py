@@ -1,0 +1,242 @@
+"""Figures for planning reviews. One restrained style, decided here: grayscale-safe (markers and line styles
+carry the meaning, not colour alone), units on every axis, labels that do not overlap at the demo's sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+INK, MID, LIGHT = "#1b1b1b", "#5b6b7b", "#c9d1d9"
+ACCENT = "#1f5fa8"  # one accent colour; everything also reads in grayscale
+STYLE = {
+    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.color": "#e6e6e6",
+    "grid.linewidth": 0.6, "legend.frameon": False, "legend.fontsize": 8, "axes.edgecolor": MID,
+    "xtick.color": MID, "ytick.color": MID, "font.family": "DejaVu Sans",
+}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(STYLE)
+    return plt
+
+
+def _save(fig, path):
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise InputError(f"{path}: output must end in .png, .svg or .pdf")
+    if not path.parent.exists():
+        raise InputError(f"{path}: folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, bbox_inches="tight", metadata={"Date": None} if path.suffix == ".pdf" else None)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write ({e.strerror})") from None
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def _loss_label(fit_or_kind="nats/token"):
+    return f"final loss ({fit_or_kind})"
+
+
+def _fmt_params(fit) -> str:
+    parts = []
+    for name, v, s in zip(fit.law.names, fit.values, fit.stderr):
+        parts.append(f"{name}={v:.4g}" + (f"±{s:.2g}" if np.isfinite(s) else ""))
+    return ", ".join(parts)
+
+
+def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9, chinchilla=None,
+                      unit: str = "nats/token"):
+    """Loss against compute: fitted points, held-out points, the law extended to the targets with its interval
+    shaded, each target labelled with its prediction; a residual panel below."""
+    plt = _plt()
+    targets = sorted(targets or [])
+    d = fit.data
+    x_lo = d.compute.min() / 2
+    x_hi = max([fit.max_compute * 2] + [t * 2 for t in targets] + [p["compute"] * 1.5 for p in (held_out or [])])
+    grid = np.geomspace(x_lo, x_hi, 200)
+    if fit.law.inputs == ("compute",):
+        band = fit.predict(compute=grid, level=level)
+    else:
+        band = fit.predict(compute=grid, level=level)  # chinchilla: along the compute-optimal split
+    mid = np.array([p["loss"] for p in band])
+    lo = np.array([p["lower"] if p["lower"] else np.nan for p in band])
+    hi = np.array([p["upper"] if p["upper"] else np.nan for p in band])
+
+    fig, (ax, axr) = plt.subplots(2, 1, figsize=(7.0, 5.6), sharex=True, gridspec_kw={"height_ratios": [3.2, 1]})
+    ax.fill_between(grid, lo, hi, color=LIGHT, alpha=0.8, lw=0, label=f"{level:.0%} prediction interval")
+    inside = grid <= fit.max_compute
+    ax.plot(grid[inside], mid[inside], color=INK, lw=1.4, label=f"fit: {fit.law.formula}")
+    ax.plot(grid[~inside], mid[~inside], color=INK, lw=1.4, ls="--", label="extrapolation")
+    ax.plot(d.compute, d.loss, "o", ms=5, color=ACCENT, mec="white", mew=0.6, zorder=5,
+            label=f"fitted ({fit.n_points} {'frontier points' if d.frontier is not None else 'runs'})")
+    if held_out:
+        hx = [p["compute"] for p in held_out]
+        hy = [p["loss"] for p in held_out]
+        ax.plot(hx, hy, "s", ms=5.5, mfc="white", mec=INK, mew=1.2, zorder=6, label="held out (not fitted)")
+    preds = fit.predict(compute=targets, level=level) if targets else []
+    for i, p in enumerate(preds):
+        err = None
+        if p["lower"] is not None:
+            err = [[p["loss"] - p["lower"]], [p["upper"] - p["loss"]]]
+        ax.errorbar([p["compute"]], [p["loss"]], yerr=err, fmt="D", ms=5, color=INK, mfc="white", capsize=3,
+                    zorder=7, label="target" if i == 0 else None)
+        txt = f"{p['loss']:.3f}" + (f"\n[{p['lower']:.3f}, {p['upper']:.3f}]" if p["lower"] is not None else "")
+        ax.annotate(txt, (p["compute"], p["upper"] or p["loss"]), textcoords="offset points",
+                    xytext=(0, 6 + 12 * (i % 2)), ha="center", va="bottom", fontsize=7, color=INK)
+    ax.set_xscale("log")
+    ax.set_ylabel(_loss_label(unit))
+    ax.set_title(f"{fit.law.name} law: {_fmt_params(fit)}", fontsize=8.5, color=INK)
+    ax.legend(loc="upper right", ncol=1)
+    ymin = np.nanmin(np.concatenate([lo, d.loss])) * 0.97
+    ymax = np.nanmax(np.concatenate([hi[inside], d.loss])) * 1.03
+    ax.set_ylim(ymin, ymax)
+    # residuals, in percent of the observed loss
+    res = (np.exp(fit.residuals) - 1) * 100
+    axr.axhline(0, color=MID, lw=0.8)
+    axr.plot(d.compute, res, "o", ms=4, color=ACCENT, mec="white", mew=0.5)
+    if held_out:
+        hres = [(fit.predict(compute=p["compute"])[0]["loss"] / p["loss"] - 1) * 100 for p in held_out]
+        axr.plot([p["compute"] for p in held_out], hres, "s", ms=4.5, mfc="white", mec=INK, mew=1.0)
+    axr.set_ylabel("fit − observed (%)")
+    axr.set_xlabel("training compute (FLOPs)")
+    fig.align_ylabels()
+    _save(fig, path)
+
+
+def isoflop_figure(table, path, unit: str = "nats/token"):
+    """Loss against parameters for each IsoFLOP set, with the parabola in log N and its vertex."""
+    from .runs import frontier, isoflop_groups
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    groups = [g for g in isoflop_groups(table) if len(g) >= 2]
+    if not groups or not np.all(np.isfinite(table.params)):
+        raise InputError("IsoFLOP figure needs runs with params and several sizes per budget")
+    shades = np.linspace(0.15, 0.75, len(groups))
+    markers = "os^vD<>ph*"
+    for k, (g, shade) in enumerate(zip(groups, shades)):
+        g = np.array(g)
+        n, l = table.params[g], table.loss[g]
+        c = str(shade)
+        ax.plot(n, l, markers[k % len(markers)], ms=4, color=c, mec=INK, mew=0.3,
+                label=f"{np.exp(np.mean(np.log(table.compute[g]))):.2g}")
+        if len(np.unique(n)) >= 3:
+            p = np.polyfit(np.log(n), l, 2)
+            xs = np.geomspace(n.min() / 1.2, n.max() * 1.2, 50)
+            ax.plot(xs, np.polyval(p, np.log(xs)), color=c, lw=1)
+    pts = [p for p in frontier(table, pareto=False) if p.method == "vertex"]
+    if pts:
+        ax.plot([p.params for p in pts], [p.loss for p in pts], "*", ms=9, color=ACCENT, mec=INK, mew=0.4,
+                label="optimum (vertex)")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N (non-embedding)")
+    ax.set_ylabel(_loss_label(unit))
+    ax.set_title("IsoFLOP sets: loss against model size at fixed compute (FLOPs)")
+    ax.legend(title="budget (FLOPs)", ncol=2, fontsize=7)
+    _save(fig, path)
+
+
+def optimal_figure(chin_fit, path, targets=None, table=None):
+    """Compute-optimal N* and D* against compute from a chinchilla fit, extended to the targets."""
+    from .laws import optimal_allocation
+
+    plt = _plt()
+    targets = sorted(targets or [])
+    c_lo = chin_fit.data.compute.min()
+    c_hi = max([chin_fit.max_compute] + targets) * 2
+    C = np.geomspace(c_lo, c_hi, 100)
+    n, d = optimal_allocation(chin_fit.values, C)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    inside = C <= chin_fit.max_compute
+    for y, lab, ls in ((n, "N* (parameters)", "-"), (d, "D* (tokens)", "-.")):
+        ax.plot(C[inside], y[inside], color=INK, ls=ls, lw=1.4, label=lab)
+        ax.plot(C[~inside], y[~inside], color=MID, ls=":", lw=1.4)
+    if chin_fit.bootstrap is not None:
+        nb, db = optimal_allocation(chin_fit.bootstrap[:, None, :], C[None, :])
+        for arr in (nb, db):
+            lo, hi = np.nanquantile(arr, [0.05, 0.95], axis=0)
+            ax.fill_between(C, lo, hi, color=LIGHT, alpha=0.7, lw=0)
+    if table is not None and np.all(np.isfinite(table.params)):
+        from .runs import frontier
+
+        pts = [p for p in frontier(table, pareto=False) if p.method == "vertex"]
+        ax.plot([p.compute for p in pts], [p.params for p in pts], "o", ms=4, color=ACCENT, label="IsoFLOP vertices")
+    for t in targets:
+        ax.axvline(t, color=LIGHT, lw=0.8)
+    a = chin_fit.value("beta") / (chin_fit.value("alpha") + chin_fit.value("beta"))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training compute (FLOPs)")
+    ax.set_ylabel("parameters / tokens")
+    ax.set_title(f"compute-optimal allocation: N* ∝ C^{a:.2f}, D* ∝ C^{1 - a:.2f} (90% bootstrap band)")
+    ax.legend()
+    _save(fig, path)
+
+
+def backtest_figure(result: dict, path):
+    """Relative error of held-out predictions against the extrapolation distance, with interval bars."""
+    plt = _plt()
+    cases = result["cases"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    markers = "osD^v"
+    for k, factor in enumerate(sorted({c["factor"] for c in cases})):
+        cs = [c for c in cases if c["factor"] == factor]
+        x = [c["compute"] / c["fit_max_compute"] for c in cs]
+        y = [c["rel_error"] * 100 for c in cs]
+        lo = [(c["predicted"] - c["lower"]) / c["actual"] * 100 if c["lower"] else 0 for c in cs]
+        hi = [(c["upper"] - c["predicted"]) / c["actual"] * 100 if c["upper"] else 0 for c in cs]
+        ax.errorbar(x, y, yerr=[lo, hi], fmt=markers[k % len(markers)], ms=4, capsize=2, lw=0.8,
+                    color=str(0.1 + 0.3 * k), mfc="white" if k % 2 else str(0.1 + 0.3 * k),
+                    label=f"fit on C ≤ C_max/{factor:g}")
+    ax.axhline(0, color=MID, lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("extrapolation (target compute / largest fitted compute)")
+    ax.set_ylabel("prediction − actual (% of actual)")
+    cov = result.get("coverage")
+    ax.set_title(f"backtest: mean |error| {result['mape'] * 100:.2f}%"
+                 + (f", {result['level']:.0%} intervals cover {cov:.0%}" if cov is not None else ""))
+    ax.legend()
+    _save(fig, path)
+
+
+def curves_figure(sweep_dir, path, max_runs: int = 40):
+    """Training curves of a sweep's runs (train loss against tokens), from runs/<id>/log.jsonl."""
+    plt = _plt()
+    sweep_dir = Path(sweep_dir)
+    logs = sorted((sweep_dir / "runs").glob("*/log.jsonl"))[:max_runs]
+    if not logs:
+        raise InputError(f"{sweep_dir}: no runs/*/log.jsonl to draw")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    budgets = sorted({p.parent.name.split("-")[0] for p in logs})
+    shade = {b: str(0.1 + 0.6 * i / max(1, len(budgets) - 1)) for i, b in enumerate(budgets)}
+    for p in logs:
+        rows = [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+        tr = [(r["tokens"], r["train_loss"]) for r in rows if "train_loss" in r and math.isfinite(r["train_loss"])]
+        va = [(r["tokens"], r["val_loss"]) for r in rows if "val_loss" in r]
+        if tr:
+            ax.plot(*zip(*tr), color=shade[p.parent.name.split("-")[0]], lw=0.7)
+        if va:
+            ax.plot(*zip(*va), "o", ms=3, color=ACCENT)
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens")
+    ax.set_ylabel("train loss (nats/token); dots: final validation loss")
+    ax.set_title("training curves (darker: smaller budget)")
+    _save(fig, path)

@@ -1,0 +1,208 @@
+"""A review-ready report: a one-page summary first (predictions with intervals, recommended N* and D*, the
+backtest error at the largest factor the data allows), then the runs, the parameters, the backtest, the figures
+and the provenance. Deterministic: the same inputs give the same bytes except the line starting "Generated".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, atomic_write_text
+from .fit import Fit, load_fit
+from .runs import RunTable, load_runs
+
+
+def fmt(x, digits: int = 6) -> str:
+    """The one number format of the report (tests compare report numbers with fit.json through it)."""
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}g}"
+
+
+def _table_from_fit(fit: Fit) -> RunTable:
+    d = fit.data
+    recs = [{"run": n, "compute": float(c), "loss": float(l), "_where": "fit points",
+             **({"params": float(p), "tokens": float(t)} if np.isfinite(p) and np.isfinite(t) else {})}
+            for n, c, l, p, t in zip(d.names, d.compute, d.loss, d.params, d.tokens)]
+    return RunTable(recs, ["fit points"])
+
+
+def _backtest(table: RunTable, fit: Fit):
+    from .backtest import backtest
+
+    span = table.compute.max() / table.compute.min()
+    factors = [k for k in (3, 10, 30, 100, 1000) if k < span]
+    if not factors:
+        return None
+    try:
+        return backtest(table, fit.law, factors, delta=fit.delta, n_bootstrap=200, seed=fit.seed)
+    except InputError:
+        return None
+
+
+def write_report(source, out, targets=None, html: bool = False, level: float = 0.9) -> Path:
+    source, out = Path(source), Path(out)
+    meta, chin, table = None, None, None
+    if source.is_dir():
+        fit = load_fit(source / "fit.json")
+        if (source / "fit-chinchilla.json").exists():
+            chin = load_fit(source / "fit-chinchilla.json")
+        if (source / "sweep.json").exists():
+            try:
+                meta = json.loads((source / "sweep.json").read_text())
+            except json.JSONDecodeError:
+                raise InputError(f"{source / 'sweep.json'}: corrupt sweep file") from None
+        if (source / "runs.jsonl").exists():
+            table = load_runs(source / "runs.jsonl")
+    else:
+        fit = load_fit(source)
+    if table is None:
+        table = _table_from_fit(fit)
+    if targets is None:
+        targets = (meta or {}).get("config", {}).get("sweep", {}).get("targets") or [
+            fit.max_compute * k for k in (10, 100, 1000, 10000)]
+    targets = sorted(float(t) for t in targets)
+    if not out.parent.exists():
+        raise InputError(f"{out}: folder {out.parent} does not exist")
+    figdir = out.parent
+    stem = out.stem
+    preds = fit.predict(compute=targets, level=level)
+    opt = chin.predict(compute=targets, level=level) if chin is not None else None
+    bt = _backtest(table, fit)
+
+    # figures next to the report
+    from . import plots
+
+    figs = []
+    plots.prediction_figure(fit, figdir / f"{stem}-prediction.png", targets=targets, chinchilla=chin, level=level)
+    figs.append((f"{stem}-prediction.png", "Loss against compute, the fitted law and its extrapolation"))
+    if np.all(np.isfinite(table.params)) and any(len(g) >= 3 for g in _groups(table)):
+        plots.isoflop_figure(table, figdir / f"{stem}-isoflop.png")
+        figs.append((f"{stem}-isoflop.png", "IsoFLOP sets"))
+    if chin is not None:
+        plots.optimal_figure(chin, figdir / f"{stem}-optimal.png", targets=targets, table=table)
+        figs.append((f"{stem}-optimal.png", "Compute-optimal parameters and tokens"))
+    if bt is not None:
+        plots.backtest_figure(bt, figdir / f"{stem}-backtest.png")
+        figs.append((f"{stem}-backtest.png", "Backtest: error against extrapolation distance"))
+    if source.is_dir() and list((source / "runs").glob("*/log.jsonl")):
+        plots.curves_figure(source, figdir / f"{stem}-curves.png")
+        figs.append((f"{stem}-curves.png", "Training curves"))
+
+    L = []
+    name = (meta or {}).get("config", {}).get("name") or source.stem
+    L.append(f"# Loss prediction: {name}")
+    L.append("")
+    L.append(f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by scalepredict {fit.to_dict()['version']}.")
+    L.append("")
+    L.append("## Summary")
+    L.append("")
+    L.append(f"Law: `{fit.law.formula}` ({fit.law.name}), fitted on {fit.n_points} "
+             f"{'frontier points' if fit.data.frontier is not None else 'runs'} from {fmt(fit.data.compute.min(), 3)} "
+             f"to {fmt(fit.max_compute, 3)} FLOPs; {'converged' if fit.converged else '**did not converge**'}.")
+    L.append("")
+    L.append(f"| target compute (FLOPs) | × largest run | predicted loss | {level:.0%} interval |"
+             + (" N* (params) | D* (tokens) |" if opt else ""))
+    L.append("|---:|---:|---:|:---:|" + ("---:|---:|" if opt else ""))
+    for i, p in enumerate(preds):
+        band = f"[{fmt(p['lower'], 4)}, {fmt(p['upper'], 4)}]" if p["lower"] is not None else "not computable"
+        row = f"| {fmt(p['compute'], 3)} | {fmt(p['extrapolation'], 3)} | {fmt(p['loss'], 4)} | {band} |"
+        if opt:
+            row += f" {fmt(opt[i]['params'], 3)} | {fmt(opt[i]['tokens'], 3)} |"
+        L.append(row)
+    L.append("")
+    if bt is not None:
+        top = max(b["factor"] for b in bt["by_factor"])
+        b = next(b for b in bt["by_factor"] if b["factor"] == top)
+        cov = "–" if b["coverage"] is None else f"{b['coverage']:.0%}"
+        L.append(f"Backtest at the largest factor the data allows (fit on runs up to C_max/{top:g}): mean absolute "
+                 f"error {b['mape'] * 100:.2f}%, worst {b['max_abs_error'] * 100:.2f}%, {level:.0%} intervals "
+                 f"covered {cov} of {b['n']} held-out points.")
+    else:
+        L.append("Backtest: not possible (the runs span too little compute to hold any out).")
+    L.append("")
+    for w in fit.warnings:
+        L.append(f"> **Warning:** {w}")
+        L.append("")
+
+    L.append("## Fitted parameters")
+    L.append("")
+    L.append("| parameter | value | stderr | bootstrap 5% | bootstrap 95% |")
+    L.append("|---|---:|---:|---:|---:|")
+    q = fit.to_dict()["bootstrap"]
+    for n, v, s in zip(fit.law.names, fit.values, fit.stderr):
+        qq = q["quantiles"][n] if q else {}
+        L.append(f"| {n} | {fmt(float(v))} | {fmt(float(s))} | {fmt(qq.get('0.05'))} | {fmt(qq.get('0.95'))} |")
+    L.append("")
+    L.append(f"Objective: {fit.to_dict()['objective']['loss']} loss on log-loss residuals"
+             + (f" (delta {fmt(fit.delta)})" if fit.delta else "") + f", {fit.n_starts} starting points; residual "
+             f"scale {fmt(fit.noise_sigma, 3)}; model-error prior {fmt(fit.model_error_per_decade, 3)} per decade "
+             f"of extrapolation; bootstrap {0 if fit.bootstrap is None else len(fit.bootstrap)} resamples "
+             f"(seed {fit.seed}).")
+    L.append("")
+    if chin is not None:
+        L.append("Chinchilla fit on all runs: " + ", ".join(f"{n} = {fmt(float(v), 4)}"
+                                                          for n, v in zip(chin.law.names, chin.values)) + ".")
+        L.append("")
+
+    L.append("## Runs")
+    L.append("")
+    L.append("| run | budget | params | tokens | compute (FLOPs) | loss | status |")
+    L.append("|---|---:|---:|---:|---:|---:|---|")
+    for r in sorted(table.records + table.excluded, key=lambda r: (r.get("compute") or 0, str(r.get("run")))):
+        L.append(f"| {r.get('run', '')} | {fmt(r.get('budget'), 3)} | {fmt(r.get('params'), 4)} | "
+                 f"{fmt(r.get('tokens'), 4)} | {fmt(r.get('compute'), 4)} | {fmt(r.get('loss'), 5)} | "
+                 f"{r.get('status', 'ok')} |")
+    L.append("")
+    if bt is not None:
+        L.append("## Backtest")
+        L.append("")
+        L.append(f"| k | fitted up to | compute | predicted | actual | error | {level:.0%} interval | covered |")
+        L.append("|---:|---:|---:|---:|---:|---:|:---:|:---:|")
+        for c in bt["cases"]:
+            band = f"[{fmt(c['lower'], 4)}, {fmt(c['upper'], 4)}]" if c["lower"] is not None else "–"
+            L.append(f"| {c['factor']:g} | {fmt(c['fit_max_compute'], 3)} | {fmt(c['compute'], 3)} | "
+                     f"{fmt(c['predicted'], 4)} | {fmt(c['actual'], 4)} | {c['rel_error'] * 100:+.2f}% | {band} | "
+                     f"{'yes' if c['covered'] else 'no'} |")
+        L.append("")
+    L.append("## Figures")
+    L.append("")
+    for f, caption in figs:
+        L.append(f"![{caption}]({f})")
+        L.append("")
+    L.append("## Provenance")
+    L.append("")
+    if meta:
+        L.append(f"- config: `{meta.get('config_file')}` (digest {meta.get('config_digest')})")
+        dd = meta.get("data", {})
+        L.append(f"- data: {dd.get('description')}; fingerprint `{dd.get('fingerprint')}`; "
+                 f"{dd.get('train_tokens'):,} train / {dd.get('val_tokens'):,} validation tokens")
+        v = meta.get("versions", {})
+        L.append(f"- versions: scalepredict {v.get('scalepredict')}, torch {v.get('torch')}, python {v.get('python')}")
+        L.append(f"- device: {meta.get('device')}")
+    for i in fit.inputs:
+        L.append(f"- fit input: `{i['path']}` sha256 `{i['sha256']}`")
+    L.append("")
+    text = "\n".join(L)
+    atomic_write_text(out, text)
+    if html:
+        try:
+            import markdown
+        except ImportError:
+            raise InputError("--html needs the markdown package (pip install markdown)") from None
+        body = markdown.markdown(text, extensions=["tables"])
+        atomic_write_text(out.with_suffix(".html"), "<!doctype html><meta charset='utf-8'><title>scalepredict report"
+                          f"</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-"
+                          f"collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}"
+                          f"</style>{body}")
+    return out
+
+
+def _groups(table):
+    from .runs import isoflop_groups
+
+    return isoflop_groups(table)

@@ -1,0 +1,255 @@
+"""A sweep: plan the runs, train them small to large (resuming where a previous attempt stopped), then fit,
+predict, plot and report. Every result is written atomically; runs.jsonl gets one whole line per finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import InputError, append_line, atomic_write_json
+from ..plan import Config, RunSpec, plan
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_finished(runs_path: Path) -> dict[str, dict]:
+    """Finished runs by id; an unterminated last line (a crash mid-write) is ignored."""
+    if not runs_path.exists():
+        return {}
+    done = {}
+    text = runs_path.read_text()
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        done[rec["run"]] = rec
+    return done
+
+
+def measure_throughput(spec: RunSpec, cfg: Config, corpus, device: str, steps: int = 6) -> float:
+    """Training FLOP/s of `spec`'s model over a few steps (after two warm-up steps)."""
+    import torch
+
+    from .data import get_batch
+    from .model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(spec.shape).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    rng = np.random.default_rng(0)
+    for i in range(steps + 2):
+        if i == 2:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+        x, y = (torch.from_numpy(a).to(device) for a in get_batch(corpus.train, spec.batch_size, spec.shape.seq_len, rng))
+        loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return spec.shape.train_flops_per_token * spec.batch_tokens * steps / (time.perf_counter() - t)
+
+
+def print_plan(specs, cfg, corpus, device, echo):
+    flops_s = {}
+    for s in {specs[0].shape: specs[0], specs[-1].shape: specs[-1]}.values():
+        flops_s[s.shape] = measure_throughput(s, cfg, corpus, device)
+    rate = min(flops_s.values())  # the slower of the smallest and largest model: a cautious estimate
+    echo(f"plan '{cfg.name}': {len(specs)} runs, data: {corpus.description} "
+         f"({len(corpus.train):,} train / {len(corpus.val):,} val tokens)")
+    echo(f"{'run':<18} {'budget':>9} {'layers':>6} {'d_model':>7} {'params':>9} {'tokens':>10} {'steps':>6} "
+         f"{'lr':>8} {'est. time':>9}")
+    total = 0.0
+    for s in specs:
+        secs = s.compute / rate
+        total += secs
+        echo(f"{s.id:<18} {s.budget:>9.3g} {s.shape.n_layer:>6} {s.shape.d_model:>7} {s.shape.params:>9,} "
+             f"{s.tokens:>10,} {s.steps:>6} {s.lr:>8.2e} {secs:>8.0f}s")
+    echo(f"total {sum(s.compute for s in specs):.3g} FLOPs; about {total / 60:.1f} min on {device} "
+         f"(measured {rate / 1e9:.1f} GFLOP/s)")
+    return total
+
+
+def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False, dry_run: bool = False,
+              launcher: str = "local", echo=print, keep_state: bool = False) -> dict | None:
+    from .data import load_corpus
+    from .trainer import pick_device, train_run
+
+    device = pick_device(device if device != "auto" else cfg.train.device)
+    if cfg.train.threads:
+        import torch
+
+        torch.set_num_threads(cfg.train.threads)
+    corpus = load_corpus(cfg.data.__dict__)
+    specs = plan(cfg, corpus.vocab_size)
+    if dry_run:
+        print_plan(specs, cfg, corpus, device, echo)
+        return None
+
+    out = Path(out)
+    meta_path, runs_path = out / "sweep.json", out / "runs.jsonl"
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError:
+            raise InputError(f"{meta_path}: corrupt sweep file; move the folder away to start again") from None
+        if meta.get("config_digest") != cfg.digest():
+            raise InputError(f"{out}: made by a different config ({meta.get('config', {}).get('name', '?')}, "
+                             f"digest {meta.get('config_digest')}); use another --out, or the same config to resume")
+        if meta.get("data", {}).get("fingerprint") != corpus.fingerprint:
+            raise InputError(f"{out}: made with different data (fingerprint {meta['data']['fingerprint'][:12]}, now "
+                             f"{corpus.fingerprint[:12]}); use another --out")
+        meta.setdefault("resumed", []).append(_now())
+    else:
+        if resume:
+            raise InputError(f"{out}: --resume, but there is no sweep there (no sweep.json)")
+        if out.exists() and any(out.iterdir()):
+            raise InputError(f"{out}: folder exists and is not a scalepredict sweep; choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        import torch
+
+        meta = {"config": cfg.as_dict(), "config_file": cfg.source, "config_digest": cfg.digest(),
+                "data": corpus.as_dict(), "versions": {"scalepredict": __version__, "torch": torch.__version__,
+                                                       "python": platform.python_version(), "numpy": np.__version__},
+                "device": device if device == "cpu" else torch.cuda.get_device_name(),
+                "host": platform.node(), "started": _now(),
+                "plan": [s.as_dict() for s in specs]}
+    atomic_write_json(meta_path, meta)
+
+    done = read_finished(runs_path)
+    pending = [s for s in specs if s.id not in done]
+    if done:
+        echo(f"resuming {out}: {len(done)} of {len(specs)} runs finished, {len(pending)} to go")
+    total_flops = sum(s.compute for s in specs)
+    done_flops = sum(s.compute for s in specs if s.id in done)
+    if launcher == "submitit":
+        _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo)
+    elif launcher == "local":
+        from tqdm.auto import tqdm
+
+        tty = sys.stderr.isatty()
+        overall = tqdm(total=total_flops, initial=done_flops, unit="FLOP", unit_scale=True, desc="sweep",
+                       disable=not tty, position=0, dynamic_ncols=True)
+        t_start = time.time()
+        for i, spec in enumerate(pending):
+            bar = tqdm(total=spec.steps, desc=f"{spec.id}", unit="step", leave=False, disable=not tty, position=1,
+                       dynamic_ncols=True)
+
+            def progress(step, loss, bar=bar):
+                bar.update(step - bar.n)
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+            rec = train_run(spec, corpus, cfg.train, out / "runs" / spec.id, device, cfg.data.val_tokens, progress,
+                            keep_state=keep_state)
+            bar.close()
+            append_line(runs_path, json.dumps(rec))
+            overall.update(spec.compute)
+            done_flops += spec.compute
+            if not tty:
+                elapsed = time.time() - t_start
+                rate = (done_flops - sum(s.compute for s in specs if s.id in done)) / max(elapsed, 1e-9)
+                eta = (total_flops - done_flops) / max(rate, 1e-9)
+                loss = f"loss {rec['loss']:.4f}" if rec["status"] == "ok" else rec["status"].upper()
+                echo(f"[{len(done) + i + 1}/{len(specs)}] {spec.id}: {spec.shape.params:,} params, "
+                     f"{spec.tokens:,} tokens, {loss}, {rec['wall_seconds']:.1f}s; ETA {eta:.0f}s")
+        overall.close()
+    else:
+        raise InputError(f"--launcher must be local or submitit, got {launcher!r}")
+    meta["finished"] = _now()
+    atomic_write_json(meta_path, meta)
+    return finish_sweep(cfg, out, echo)
+
+
+def _submitit_job(spec, cfg, out, device):
+    from .data import load_corpus
+    from .trainer import train_run
+
+    corpus = load_corpus(cfg.data.__dict__)
+    return train_run(spec, corpus, cfg.train, Path(out) / "runs" / spec.id, device, cfg.data.val_tokens)
+
+
+def _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo):
+    """One SLURM job per pending run (submitit); records are appended here as jobs finish."""
+    try:
+        import submitit
+    except ImportError:
+        raise InputError("--launcher submitit needs the submitit package: pip install 'scalepredict[slurm]'") from None
+    ex = submitit.AutoExecutor(folder=str(out / "slurm"))
+    ex.update_parameters(timeout_min=24 * 60, gpus_per_node=1 if device == "cuda" else 0, cpus_per_task=8,
+                         name=f"scalepredict-{cfg.name}")
+    jobs = [(s, ex.submit(_submitit_job, s, cfg, str(out), device)) for s in pending]
+    echo(f"submitted {len(jobs)} jobs to {ex.cluster}; waiting (rerun the same command to resume if interrupted)")
+    for spec, job in jobs:
+        rec = job.result()
+        append_line(runs_path, json.dumps(rec))
+        echo(f"{spec.id}: {rec['status']} {rec.get('loss', '')}")
+
+
+def finish_sweep(cfg: Config, out: Path, echo=print) -> dict:
+    """Fit the compute law on the frontier and the chinchilla law on all runs, predict at the targets, write
+    fit.json, predictions.json, the plot and the report; print the prediction."""
+    from ..fit import file_digest, fit_law
+    from ..runs import load_runs
+
+    runs_path = out / "runs.jsonl"
+    table = load_runs(runs_path)
+    for r in table.excluded:
+        echo(f"warning: run {r.get('run')} {r['reason']}: left out of the fit")
+    inputs = [file_digest(runs_path)]
+    fit = fit_law(table, "compute", inputs=inputs)
+    atomic_write_json(out / "fit.json", fit.to_dict())
+    chin = None
+    try:
+        chin = fit_law(table, "chinchilla", inputs=inputs)
+        atomic_write_json(out / "fit-chinchilla.json", chin.to_dict())
+    except InputError as e:
+        echo(f"warning: chinchilla fit skipped: {e}")
+    targets = sorted(cfg.sweep.targets) or [fit.max_compute * k for k in (10, 100, 1000, 10000)]
+    preds = fit.predict(compute=targets)
+    if chin is not None:
+        for p, c in zip(preds, chin.predict(compute=targets)):
+            p["optimal_params"], p["optimal_tokens"] = c["params"], c["tokens"]
+            p["chinchilla_loss"], p["chinchilla_lower"], p["chinchilla_upper"] = c["loss"], c["lower"], c["upper"]
+    atomic_write_json(out / "predictions.json", {"law": "compute", "predictions": preds})
+    for w in fit.warnings:
+        echo(f"warning: {w}")
+    try:
+        from ..plots import prediction_figure
+
+        prediction_figure(fit, out / "prediction.png", targets=targets, chinchilla=chin)
+    except ImportError:  # plots land with the report; the sweep's numbers do not depend on them
+        pass
+    try:
+        from ..report import write_report
+
+        write_report(out, out / "report.md")
+    except ImportError:
+        pass
+    b = fit.value("b")
+    echo(f"\nfit: L = {fit.value('a'):.4g} * C^{b:.4f} + {fit.value('c'):.4f}  "
+         f"({fit.n_points} frontier points, {fit.data.compute.min():.3g}..{fit.max_compute:.3g} FLOPs)")
+    echo(f"{'target FLOPs':>13} {'x largest':>9} {'loss':>7}  90% interval        N* (params)  D* (tokens)")
+    for p in preds:
+        n_opt = f"{p['optimal_params']:.3g}" if p.get("optimal_params") else "-"
+        d_opt = f"{p['optimal_tokens']:.3g}" if p.get("optimal_tokens") else "-"
+        band = f"[{p['lower']:.4f}, {p['upper']:.4f}]" if p["lower"] else "-"
+        echo(f"{p['compute']:>13.3g} {p['extrapolation']:>9,.0f} {p['loss']:>7.4f}  {band:<19} {n_opt:>11}  {d_opt:>11}")
+    echo(f"wrote {out / 'fit.json'}, {out / 'predictions.json'}"
+         + (f", {out / 'prediction.png'}" if (out / "prediction.png").exists() else "")
+         + (f", {out / 'report.md'}" if (out / "report.md").exists() else ""))
+    return {"fit": fit, "chinchilla": chin, "predictions": preds}

@@ -1,0 +1,159 @@
+"""One training run: AdamW, gradient clipping, the run's own LR schedule, bf16 autocast and torch.compile on CUDA
+(fp32 on CPU), a log.jsonl of the run, a checkpoint to resume from, divergence detection, and the final
+validation loss on a fixed set of held-out tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import append_line
+from ..plan import RunSpec, TrainConfig, lr_at
+from .data import Corpus, get_batch, val_windows
+from .model import GPT
+
+DIVERGENCE_FACTOR = 1.5  # a smoothed train loss this far above its best so far (after warmup) is a blow-up
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from ..errors import InputError
+
+        raise InputError("--device cuda: no CUDA device is available to torch (a CPU build, or no GPU)")
+    return name
+
+
+def _autocast(device):
+    if device == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def evaluate(model, windows: np.ndarray, device: str, batch: int = 64) -> float:
+    """Mean next-token loss (nats/token) over the fixed validation windows."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch):
+        w = torch.from_numpy(windows[i : i + batch]).to(device)
+        with _autocast(device):
+            loss = model(w[:, :-1], w[:, 1:])
+        n = w[:, 1:].numel()
+        total += float(loss) * n
+        count += n
+    model.train()
+    return total / count
+
+
+def _save_state(path: Path, model, opt, step, extra):
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, **extra}, tmp)
+    os.replace(tmp, path)
+
+
+def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, device: str, val_tokens: int,
+              progress=None, keep_state: bool = False) -> dict:
+    """Train one run to the end (resuming from run_dir/state.pt if present) and return its run-table record."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
+    torch.manual_seed(spec.seed)
+    model = GPT(spec.shape).to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0}],
+                            lr=spec.lr, betas=(t.beta1, t.beta2), eps=1e-8, fused=device == "cuda")
+    rng = np.random.default_rng([spec.seed, spec.shape.n_layer, spec.shape.d_model, spec.steps])  # batch order
+    step, wall, best, ema = 0, 0.0, math.inf, None
+    if state_path.exists():
+        state = torch.load(state_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, wall, best, ema = state["step"], state["wall"], state["best"], state["ema"]
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        # drop log lines written after the checkpoint: they will be written again
+        if log_path.exists():
+            lines = [l for l in log_path.read_text().splitlines() if l.strip()]
+            keep = [l for l in lines if _step_of(l) <= step]
+            log_path.write_text("".join(l + "\n" for l in keep))
+    elif log_path.exists():
+        log_path.unlink()
+    train_model = model
+    if device == "cuda" and t.compile in ("auto", "on"):
+        train_model = torch.compile(model)
+    windows = val_windows(corpus.val, val_tokens, spec.shape.seq_len)
+    status = "ok"
+    last_ckpt = time.time()
+    t0 = time.time() - wall
+    tokens_per_step = spec.batch_tokens
+    while step < spec.steps:
+        lr = lr_at(step, spec, t)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = get_batch(corpus.train, spec.batch_size, spec.shape.seq_len, rng)
+        x, y = torch.from_numpy(x).to(device, non_blocking=True), torch.from_numpy(y).to(device, non_blocking=True)
+        with _autocast(device):
+            loss = train_model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        opt.step()
+        step += 1
+        if step % t.log_interval == 0 or step == spec.steps:
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                status = "diverged"
+            else:
+                ema = lv if ema is None else 0.9 * ema + 0.1 * lv
+                if step > spec.warmup_steps:
+                    best = min(best, ema)
+                    if ema > DIVERGENCE_FACTOR * best:
+                        status = "diverged"
+            elapsed = time.time() - t0
+            append_line(log_path, json.dumps({"step": step, "tokens": step * tokens_per_step, "train_loss": lv,
+                                              "lr": lr, "seconds": round(elapsed, 3),
+                                              "tokens_per_s": step * tokens_per_step / max(elapsed, 1e-9)}))
+            if status != "ok":
+                break
+            if progress:
+                progress(step, lv)
+        if time.time() - last_ckpt > t.checkpoint_seconds and step < spec.steps:
+            _save_state(state_path, model, opt, step, {"wall": time.time() - t0, "best": best, "ema": ema,
+                                                       "rng": rng.bit_generator.state,
+                                                       "torch_rng": torch.get_rng_state()})
+            last_ckpt = time.time()
+    train_seconds = time.time() - t0
+    val_loss = evaluate(model, windows, device) if status == "ok" else None
+    if val_loss is not None and not math.isfinite(val_loss):
+        status, val_loss = "diverged", None
+    if val_loss is not None:
+        append_line(log_path, json.dumps({"step": step, "tokens": step * tokens_per_step, "val_loss": val_loss}))
+    if not keep_state:
+        state_path.unlink(missing_ok=True)
+    rec = spec.as_dict()
+    rec.update({
+        "loss": val_loss, "loss_kind": "val nats/token", "status": status, "final": True, "steps_done": step,
+        "val_tokens": int(windows.shape[0] * spec.shape.seq_len), "schedule": t.schedule,
+        "wall_seconds": round(time.time() - t0, 2), "train_seconds": round(train_seconds, 2),
+        "train_flops_per_s": spec.shape.train_flops_per_token * step * tokens_per_step / max(train_seconds, 1e-9),
+        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+    })
+    if status != "ok":
+        rec.pop("loss")
+    return rec
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 1 << 62
