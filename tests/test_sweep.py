@@ -1,0 +1,171 @@
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from scalepredict.cli import cli  # noqa: E402
+from scalepredict.errors import InputError  # noqa: E402
+from scalepredict.flops import Shape  # noqa: E402
+from scalepredict.plan import load_config, lr_at, plan  # noqa: E402
+from scalepredict.train import sweep as sweep_mod  # noqa: E402
+from scalepredict.train.data import synthetic_corpus, token_corpus  # noqa: E402
+from scalepredict.train.model import GPT  # noqa: E402
+from scalepredict.train.trainer import train_run  # noqa: E402
+
+TINY = """
+name = "tiny"
+[data]
+source = "synthetic"
+size = 200000
+val_tokens = 2048
+[model]
+seq_len = 32
+aspect = 16
+head_dim = 8
+[sweep]
+budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]
+sizes_per_budget = 3
+tokens_per_param = 20
+repeat_smallest = 1
+min_steps = 20
+targets = [3.2e11]
+[train]
+batch_size = 8
+lr = 1e-2
+lr_ref_params = 1e4
+log_interval = 5
+"""
+
+
+def test_flops_match_a_hand_count():
+    s = Shape(n_layer=2, d_model=64, n_head=4, vocab_size=256, seq_len=128)
+    # per layer: qkv 3*64*64 + proj 64*64 + mlp 2*4*64*64 = 12*4096 = 49152; two layers 98304
+    assert s.block_matmul_params == 98_304
+    assert s.norm_params == 5 * 64
+    assert s.head_params == 64 * 256
+    assert s.params == 98_304 + 320 + 16_384
+    assert s.params_total == s.params + 256 * 64 + 128 * 64
+    # forward per token: 2*98304 (blocks) + 2*64*256 (head) + 4*2*128*64 (attention) = 196608 + 32768 + 65536
+    assert s.forward_flops_per_token == 294_912
+    assert s.train_flops_per_token == 3 * 294_912
+    assert s.flops_6nd(1000) == 6 * s.params * 1000
+
+
+def test_model_parameter_count_matches_accounting():
+    s = Shape(3, 48, 3, 256, 64)
+    m = GPT(s)
+    assert sum(p.numel() for p in m.parameters()) == s.params_total
+    assert sum(p.numel() for n, p in m.named_parameters() if not n.startswith(("tok.", "pos."))) == s.params
+
+
+def test_plan_isoflop_sets_and_exact_compute(tmp_path):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    specs = plan(load_config(str(cfg_path)))
+    budgets = sorted({s.budget for s in specs})
+    assert budgets == [2e9, 4e9, 8e9, 1.6e10, 3.2e10]
+    for s in specs:
+        assert s.compute <= s.budget
+        assert s.compute == s.shape.train_flops_per_token * s.tokens
+        assert s.tokens == s.steps * s.batch_size * s.shape.seq_len
+        assert 1 <= s.warmup_steps <= max(1, round(0.1 * s.steps))
+    # one extra seed at the smallest budget
+    assert sum(1 for s in specs if s.budget == 2e9) == len({s.shape for s in specs if s.budget == 2e9}) + 1
+    # cosine from peak to 10% of peak over the run's own steps
+    s = specs[-1]
+    t = load_config(str(cfg_path)).train
+    assert lr_at(s.warmup_steps, s, t) == pytest.approx(s.lr)
+    assert lr_at(s.steps, s, t) == pytest.approx(0.1 * s.lr)
+
+
+@pytest.mark.parametrize("patch, needle", [
+    ("[sweep]\nbogus = 1\n", "unknown key(s) bogus"),
+    ("budgets = [10.0]\n", "too small"),
+])
+def test_bad_configs(tmp_path, patch, needle):
+    text = TINY.replace("[sweep]\n", patch) if patch.startswith("[sweep]") else TINY.replace(
+        "budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]\n", patch)
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(InputError, match="bad.toml") as e:
+        plan(load_config(str(p)))
+    assert needle in str(e.value)
+
+
+def test_corrupt_token_file(tmp_path):
+    p = tmp_path / "data.bin"
+    p.write_bytes(b"\x01\x02\x03")  # odd number of bytes: not uint16 tokens
+    with pytest.raises(InputError, match="not a whole number of uint16 tokens"):
+        token_corpus(p, 50257)
+
+
+def test_interrupted_run_resumes_from_its_checkpoint_to_the_same_loss(tmp_path):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    cfg = load_config(str(cfg_path))
+    cfg.train.checkpoint_seconds = 0.0  # checkpoint after every step
+    spec = plan(cfg)[-1]
+    corpus = synthetic_corpus(200_000)
+    straight = train_run(spec, corpus, cfg.train, tmp_path / "a", "cpu", 2048)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(step, loss):
+        if step >= spec.steps // 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_run(spec, corpus, cfg.train, tmp_path / "b", "cpu", 2048, progress=stop_at)
+    assert (tmp_path / "b" / "state.pt").exists()
+    resumed = train_run(spec, corpus, cfg.train, tmp_path / "b", "cpu", 2048)
+    assert resumed["loss"] == pytest.approx(straight["loss"], rel=1e-5)
+    assert not (tmp_path / "b" / "state.pt").exists()
+    steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1  # the final val line repeats the last step
+
+
+def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    out = tmp_path / "sweep"
+    calls = []
+    real = sweep_mod.__dict__.get("train_run")
+    from scalepredict.train import trainer
+
+    original = trainer.train_run
+
+    def flaky(spec, *a, **k):
+        calls.append(spec.id)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(spec, *a, **k)
+
+    monkeypatch.setattr(trainer, "train_run", flaky)
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
+    assert r.exit_code == 130
+    first = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
+    assert first == calls[:3]
+    monkeypatch.setattr(trainer, "train_run", original)
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    runs = [json.loads(l) for l in (out / "runs.jsonl").read_text().splitlines()]
+    ids = [x["run"] for x in runs]
+    assert len(ids) == len(set(ids)) == len(plan(load_config(str(cfg_path))))
+    assert ids[:3] == first
+    for name in ("sweep.json", "fit.json", "predictions.json", "prediction.png", "report.md"):
+        assert (out / name).exists(), name
+    assert "resuming" in r.output
+    preds = json.loads((out / "predictions.json").read_text())["predictions"]
+    assert preds[0]["compute"] == 3.2e11 and preds[0]["lower"] < preds[0]["loss"] < preds[0]["upper"]
+    meta = json.loads((out / "sweep.json").read_text())
+    assert len(meta["data"]["fingerprint"]) == 64 and meta["versions"]["torch"] == torch.__version__
+    # a different config on the same folder is refused, and nothing is lost
+    cfg_path.write_text(TINY.replace("lr = 1e-2", "lr = 2e-2"))
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
+    assert r.exit_code == 2 and "different config" in r.stderr
+    assert [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()] == ids
