@@ -197,14 +197,16 @@ def backtest_figure(result: dict, path):
     cases = result["cases"]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     markers = "osD^v"
-    for k, factor in enumerate(sorted({c["factor"] for c in cases})):
+    factors = sorted({c["factor"] for c in cases})
+    for k, factor in enumerate(factors):
+        gray = str(round(0.05 + 0.6 * k / max(1, len(factors) - 1), 3))
         cs = [c for c in cases if c["factor"] == factor]
         x = [c["compute"] / c["fit_max_compute"] for c in cs]
         y = [c["rel_error"] * 100 for c in cs]
         lo = [(c["predicted"] - c["lower"]) / c["actual"] * 100 if c["lower"] else 0 for c in cs]
         hi = [(c["upper"] - c["predicted"]) / c["actual"] * 100 if c["upper"] else 0 for c in cs]
         ax.errorbar(x, y, yerr=[lo, hi], fmt=markers[k % len(markers)], ms=4, capsize=2, lw=0.8,
-                    color=str(0.1 + 0.3 * k), mfc="white" if k % 2 else str(0.1 + 0.3 * k),
+                    color=gray, mfc="white" if k % 2 else gray,
                     label=f"fit on C ≤ C_max/{factor:g}")
     ax.axhline(0, color=MID, lw=0.8)
     ax.set_xscale("log")
