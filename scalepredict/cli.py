@@ -65,6 +65,15 @@ def table_options(f):
         click.option("--loss-col", help="Column holding the final loss."),
         click.option("--run-col", help="Column naming the run."),
         click.option("--budget-col", help="Column holding the planned compute budget (groups IsoFLOP sets)."),
+        click.option("--metric", help="Logs: the metric to use (default: the validation loss the log has)."),
+        click.option("--pattern", help="Logs: a regex with named groups step and value (optionally tokens, run)."),
+        click.option("--params", "params", type=float, help="Logs: the model's parameter count."),
+        click.option("--tokens-per-step", type=float, help="Logs: tokens per optimizer step (tokens = step * this)."),
+        click.option("--last-k", type=click.IntRange(1), default=1, show_default=True,
+                     help="Logs: a run's loss is the mean of its last k points."),
+        click.option("--intermediate", is_flag=True,
+                     help="Keep intermediate checkpoints as points (caveat: the middle of a cosine run is not the "
+                          "end of a shorter run)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -99,7 +108,7 @@ def _load_table(inputs, kw):
 
     columns = _columns(kw)
     fmt = kw.pop("fmt", "auto")
-    ingest_kw = {k: kw.pop(k) for k in ("metric", "params", "tokens_per_step", "pattern", "intermediate")
+    ingest_kw = {k: kw.pop(k) for k in ("metric", "params", "tokens_per_step", "pattern", "intermediate", "last_k")
                  if k in kw}
     return load_table(inputs, fmt=fmt, columns=columns, **ingest_kw)
 
@@ -159,7 +168,6 @@ def _fit_summary(fit) -> dict:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @table_options
 @law_options
-@click.option("--metric", help="Log inputs: the metric to fit (default: the validation loss).")
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), help="Write the fit file (fit.json) here.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def fit(inputs, out, as_json, **kw):
@@ -194,6 +202,53 @@ def fit(inputs, out, as_json, **kw):
         click.echo(f"compute-optimal: N* ~ C^{a:.3f}, D* ~ C^{1 - a:.3f}")
     if out:
         click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default="auto", show_default=True,
+              help="auto, runs, hf_trainer, lightning, wandb, tensorboard, llmc, nanogpt, modded_nanogpt, megatron, "
+                   "pattern.")
+@click.option("--metric", help="The metric to turn into runs (default: the validation loss the log has).")
+@click.option("--pattern", help="A regex with named groups step and value (optionally tokens, run).")
+@click.option("--params", "params", type=float, help="The model's parameter count (for compute = 6 N D).")
+@click.option("--tokens-per-step", type=float, help="Tokens per optimizer step (tokens = step * this).")
+@click.option("--last-k", type=click.IntRange(1), default=1, show_default=True,
+              help="A run's loss is the mean of its last k points.")
+@click.option("--intermediate", is_flag=True, help="One row per logged point instead of one per run.")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write a run table (runs.jsonl).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def ingest(logs, fmt, metric, pattern, params, tokens_per_step, last_k, intermediate, out, as_json):
+    """Read training logs into curves, and (with -o) into a run table."""
+    from .errors import atomic_write_text
+    from .ingest import curves_to_records, pick_metric, read_curves
+
+    all_curves, records = [], []
+    for path in logs:
+        kind, curves = read_curves(path, fmt, pattern)
+        if kind == "runs":
+            raise InputError(f"{path}: already a run table; use it with fit/backtest directly")
+        all_curves += curves
+        chosen = pick_metric(curves, kind, metric, path) if (metric or out) else curves
+        records += curves_to_records(chosen, params, tokens_per_step, last_k, intermediate)
+    for r in records:
+        if "params" in r and "tokens" in r:
+            r["compute"] = 6.0 * r["params"] * r["tokens"]
+    if out:
+        atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in records))
+    for c in all_curves:
+        for f in c.flags[:3]:
+            _warn([f"{c.source}: {c.run} {c.metric}: {f['kind']} at step {f['step']}"])
+    if as_json:
+        _emit_json({"curves": [c.summary() for c in all_curves]})
+        return
+    click.echo(f"{'run':<28} {'metric':<28} {'points':>6} {'first':>7} {'last':>8} {'last value':>10}  flags")
+    for c in all_curves:
+        s = c.summary()
+        click.echo(f"{s['run'][:28]:<28} {s['metric'][:28]:<28} {s['n_points']:>6} {s['first_step']:>7} "
+                   f"{s['last_step']:>8} {_num(s['last_value']):>10}  {len(c.flags) or ''}")
+    if out:
+        click.echo(f"wrote {out} ({len(records)} rows)")
 
 
 @cli.command()
@@ -248,7 +303,6 @@ def predict(fit_file, compute, n, d, at, level, as_json):
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @table_options
 @law_options
-@click.option("--metric", help="Log inputs: the metric to fit (default: the validation loss).")
 @click.option("--factors", default="10,100", show_default=True,
               help="Hold out everything above C_max/k for each k.")
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9, show_default=True)
