@@ -1,0 +1,93 @@
+"""Training throughput of the largest cpu-demo model against fp32 matmul throughput on the same machine.
+
+Prints (or with --json emits) {"train_flops_per_s", "matmul_flops_per_s", "ratio"}: FLOP/s counted with the
+exact accounting of scalepredict/flops.py over timed training steps, divided by the FLOP/s of a square fp32
+matmul measured in the same process. On CUDA (--device cuda) it also reports MFU against the bf16 peak you give
+(--peak, default 989e12 for an H100 SXM) for a model of --params (default 50M).
+
+    python benchmarks/throughput.py [--config cpu-demo] [--steps 20] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from scalepredict.flops import Shape
+from scalepredict.plan import load_config, plan, shape_for
+from scalepredict.train.model import GPT
+
+
+def matmul_flops(device, n=1024, reps=20, dtype=torch.float32):
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def train_flops(shape: Shape, batch: int, steps: int, device: str, compile_: bool = False):
+    torch.manual_seed(0)
+    model = GPT(shape).to(device)
+    fwd = torch.compile(model) if compile_ else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
+    x = torch.randint(0, shape.vocab_size, (batch, shape.seq_len), device=device)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    for i in range(steps + 3):
+        if i == 3:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+        with ctx:
+            loss = fwd(x, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return shape.train_flops_per_token * batch * shape.seq_len * steps / (time.perf_counter() - t)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="cpu-demo")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--params", type=float, default=50e6)
+    ap.add_argument("--peak", type=float, default=989e12)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+    spec = max(plan(cfg), key=lambda s: s.shape.params)
+    mm = matmul_flops(args.device)
+    tf = train_flops(spec.shape, spec.batch_size, args.steps, args.device)
+    out = {"train_flops_per_s": tf, "matmul_flops_per_s": mm, "ratio": tf / mm,
+           "model": spec.shape.as_dict(), "batch_size": spec.batch_size, "device": args.device,
+           "threads": torch.get_num_threads()}
+    if args.device == "cuda":
+        shape = shape_for(args.params, 50304, cfg.model.__class__(seq_len=1024, aspect=64, head_dim=64))
+        big = train_flops(shape, 16, args.steps, "cuda", compile_=True)
+        out.update({"mfu_model_params": shape.params, "mfu_train_flops_per_s": big, "mfu": big / args.peak})
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"largest {args.config} model: {spec.shape.params:,} params, batch {spec.batch_size}x{spec.shape.seq_len}")
+        print(f"training {tf / 1e9:.1f} GFLOP/s vs fp32 matmul {mm / 1e9:.1f} GFLOP/s: ratio {tf / mm:.2f} (target 0.7)")
+        if "mfu" in out:
+            print(f"{out['mfu_model_params']:,}-param model: {out['mfu_train_flops_per_s'] / 1e12:.1f} TFLOP/s, "
+                  f"MFU {out['mfu']:.1%} of {args.peak / 1e12:.0f} TFLOP/s")
+
+
+if __name__ == "__main__":
+    main()

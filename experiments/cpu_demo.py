@@ -1,0 +1,59 @@
+"""The CPU demo end to end, and the README figures from it.
+
+Runs (or resumes) the cpu-demo sweep into --out, backtests the compute law at k = 10 on its runs, prints the
+figures, and writes figures/cpu-demo-{prediction,isoflop,backtest,curves}.png.
+
+    python experiments/cpu_demo.py [--out sweeps/cpu-demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scalepredict.backtest import backtest
+from scalepredict.fit import load_fit
+from scalepredict.plan import load_config
+from scalepredict.plots import backtest_figure, curves_figure, isoflop_figure, prediction_figure
+from scalepredict.runs import load_runs
+from scalepredict.train.sweep import run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=ROOT / "sweeps/cpu-demo")
+    ap.add_argument("--figures", type=Path, default=ROOT / "figures")
+    args = ap.parse_args()
+    cfg = load_config("cpu-demo")
+    t = time.time()
+    run_sweep(cfg, args.out)
+    print(f"sweep wall time (this invocation) {time.time() - t:.0f} s")
+    table = load_runs(args.out / "runs.jsonl")
+    fit = load_fit(args.out / "fit.json")
+    seeds = [r["loss"] for r in table.records if r["run"].startswith("b0-") and r["run"].rsplit("-s", 1)[0] ==
+             next(x["run"] for x in table.records if x["run"].endswith("-s1")).rsplit("-s", 1)[0]]
+    noise = float(np.std(seeds, ddof=1) / np.mean(seeds)) if len(seeds) > 1 else float("nan")
+    print(f"seed-to-seed noise at the smallest budget: {noise:.2%} ({len(seeds)} seeds)")
+    bt = backtest(table, "compute", (10,))
+    for c in bt["cases"]:
+        print(f"k=10: {c['compute']:.3g} FLOPs predicted {c['predicted']:.4f} actual {c['actual']:.4f} "
+              f"({c['rel_error']:+.2%}) in [{c['lower']:.4f}, {c['upper']:.4f}]: {'yes' if c['covered'] else 'NO'}")
+    print(f"backtest k=10: mean |error| {bt['mape']:.2%}, coverage {bt['coverage']:.0%}")
+    args.figures.mkdir(exist_ok=True)
+    prediction_figure(fit, args.figures / "cpu-demo-prediction.png", targets=cfg.sweep.targets)
+    isoflop_figure(table, args.figures / "cpu-demo-isoflop.png")
+    backtest_figure(bt, args.figures / "cpu-demo-backtest.png")
+    curves_figure(args.out, args.figures / "cpu-demo-curves.png")
+    (args.figures / "cpu-demo-summary.json").write_text(json.dumps(
+        {"seed_noise": noise, "backtest_k10_mape": bt["mape"], "backtest_k10_coverage": bt["coverage"],
+         "params": {n: float(v) for n, v in zip(fit.law.names, fit.values)}}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

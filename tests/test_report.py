@@ -1,0 +1,63 @@
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from scalepredict.cli import cli
+from scalepredict.report import fmt
+from tests.conftest import write_jsonl
+
+
+def sweep_like_runs():
+    rng = np.random.default_rng(0)
+    rows = []
+    for budget in np.geomspace(1e15, 1e18, 6):
+        for n in np.geomspace(1e6, 1e8, 5):
+            d = budget / (6 * n)
+            loss = (1.8 + 400 / n**0.34 + 2000 / d**0.36) * np.exp(rng.normal(0, 0.003))
+            rows.append({"run": f"{budget:.0e}-{n:.0e}", "budget": budget, "params": n, "tokens": d, "loss": loss})
+    return rows
+
+
+def test_plot_and_report_numbers_equal_fit_json(tmp_path):
+    runs = write_jsonl(tmp_path / "runs.jsonl", sweep_like_runs())
+    fit_path = tmp_path / "fit.json"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["fit", str(runs), "-o", str(fit_path), "--bootstrap", "200"]).exit_code == 0
+    for ext in ("png", "svg", "pdf"):
+        r = runner.invoke(cli, ["plot", str(fit_path), "--target", "1e20", "-o", str(tmp_path / f"p.{ext}")])
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / f"p.{ext}").stat().st_size > 1000
+    r = runner.invoke(cli, ["report", str(fit_path), "-o", str(tmp_path / "report.md"), "--target", "1e20"])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "report.md").read_text()
+    fit = json.loads(fit_path.read_text())
+    for name, p in fit["params"].items():
+        row = re.search(rf"^\| {name} \| (\S+) \| (\S+) \|", text, re.M)
+        assert row, name
+        assert row.group(1) == fmt(p["value"]) and row.group(2) == fmt(p["stderr"])
+    pred = json.loads(runner.invoke(cli, ["predict", str(fit_path), "-c", "1e20", "--json"]).stdout)["predictions"][0]
+    assert f"| {fmt(pred['loss'], 4)} | [{fmt(pred['lower'], 4)}, {fmt(pred['upper'], 4)}] |" in text
+    assert (tmp_path / "report-prediction.png").exists() and (tmp_path / "report-backtest.png").exists()
+    # deterministic apart from the timestamp line
+    again = tmp_path / "again"
+    again.mkdir()
+    runner.invoke(cli, ["report", str(fit_path), "-o", str(again / "report.md"), "--target", "1e20"])
+    strip = lambda s: [l for l in s.splitlines() if not l.startswith("Generated")]  # noqa: E731
+    assert strip(text) == strip((again / "report.md").read_text())
+
+
+def test_plot_bad_inputs(tmp_path):
+    bad = tmp_path / "fit.json"
+    bad.write_text('{"format": 0, "law": "compute"}')
+    r = CliRunner().invoke(cli, ["plot", str(bad), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and "refit" in r.stderr
+    runs = write_jsonl(tmp_path / "runs.jsonl", sweep_like_runs())
+    good = tmp_path / "good.json"
+    CliRunner().invoke(cli, ["fit", str(runs), "-o", str(good), "--bootstrap", "50"])
+    r = CliRunner().invoke(cli, ["plot", str(good), "-o", str(tmp_path / "no" / "such" / "x.png")])
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    r = CliRunner().invoke(cli, ["plot", str(good), "-o", str(tmp_path / "x.gif")])
+    assert r.exit_code == 2 and ".png, .svg or .pdf" in r.stderr
