@@ -15,7 +15,6 @@ import argparse
 import csv
 from pathlib import Path
 
-import numpy as np
 
 from scalepredict.backtest import backtest
 from scalepredict.fit import fit_law

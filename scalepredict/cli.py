@@ -114,8 +114,8 @@ def _load_table(inputs, kw):
 
 
 def _fit_kws(kw):
-    delta = None if kw.pop("no_huber") else kw.pop("huber_delta")
-    kw.pop("huber_delta", None)
+    no_huber, delta = kw.pop("no_huber"), kw.pop("huber_delta")
+    delta = None if no_huber else delta
     return dict(delta=delta, n_bootstrap=kw.pop("n_bootstrap"), seed=kw.pop("seed"), all_points=kw.pop("all_points"))
 
 
@@ -196,8 +196,6 @@ def fit(inputs, out, as_json, **kw):
     click.echo(f"compute range {_num(result.data.compute.min())} .. {_num(result.max_compute)} FLOPs; "
                f"residual scale {_num(result.noise_sigma)} (log loss)")
     if result.law.name == "chinchilla":
-        from .laws import optimal_allocation
-
         a = result.value("beta") / (result.value("alpha") + result.value("beta"))
         click.echo(f"compute-optimal: N* ~ C^{a:.3f}, D* ~ C^{1 - a:.3f}")
     if out:
@@ -270,10 +268,7 @@ def predict(fit_file, compute, n, d, at, level, as_json):
         from .runs import load_runs
 
         t = load_runs(at)
-        if fit.law.inputs == ("compute",):
-            preds += fit.predict(compute=t.compute, params=t.params, tokens=t.tokens, level=level)
-        else:
-            preds += fit.predict(compute=t.compute, params=t.params, tokens=t.tokens, level=level)
+        preds += fit.predict(compute=t.compute, params=t.params, tokens=t.tokens, level=level)
         for p, name, loss in zip(preds, t.names, t.loss):
             p["run"], p["actual"] = name, float(loss)
     if n or d:

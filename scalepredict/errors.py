@@ -15,6 +15,18 @@ class InputError(Exception):
     """
 
 
+def read_input_bytes(path, folder_message: str = "is a folder, expected a file") -> bytes:
+    """A user's input file as bytes, or an InputError naming the file (missing, a folder, unreadable)."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: {folder_message}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` via a temporary file in the same folder and an atomic rename.
 

@@ -231,7 +231,7 @@ class Fit:
             raise InputError(f"--level must be between 0 and 1, got {level}")
         X = law.features(compute=compute, params=n, tokens=d)
         center = np.reshape(self.log_predict(X), -1)
-        lo_sig, hi_sig, parts = self._sigmas(X, compute, level)
+        lo_sig, hi_sig, parts = self._sigmas(X, compute, level, center)
         from scipy import stats
 
         mult = float(stats.norm.ppf(0.5 + level / 2))
@@ -255,7 +255,7 @@ class Fit:
             out.append(rec)
         return out
 
-    def _sigmas(self, X, compute, level):
+    def _sigmas(self, X, compute, level, center):
         """Log-space standard deviations (lower side, upper side) of a new run's loss, and their parts."""
         from scipy import stats
 
@@ -263,7 +263,6 @@ class Fit:
         # terms built on the estimated residual scale use Student's t with the fit's degrees of freedom
         t_over_z = float(stats.t.ppf(0.5 + level / 2, df=max(self.dof, 1))) / z
         m = len(np.atleast_1d(compute))
-        center = np.asarray(self.log_predict(X)).reshape(-1)
         boot_lo = boot_hi = None
         if self.bootstrap is not None and len(self.bootstrap) >= 20:
             lp = self.law.log_predict(self.bootstrap, X)  # (B, m)

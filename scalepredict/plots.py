@@ -62,8 +62,7 @@ def _fmt_params(fit) -> str:
     return ", ".join(parts)
 
 
-def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9, chinchilla=None,
-                      unit: str = "nats/token"):
+def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9, unit: str = "nats/token"):
     """Loss against compute: fitted points, held-out points, the law extended to the targets with its interval
     shaded, each target labelled with its prediction; a residual panel below."""
     plt = _plt()
@@ -72,10 +71,7 @@ def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9
     x_lo = d.compute.min() / 2
     x_hi = max([fit.max_compute * 2] + [t * 2 for t in targets] + [p["compute"] * 1.5 for p in (held_out or [])])
     grid = np.geomspace(x_lo, x_hi, 200)
-    if fit.law.inputs == ("compute",):
-        band = fit.predict(compute=grid, level=level)
-    else:
-        band = fit.predict(compute=grid, level=level)  # chinchilla: along the compute-optimal split
+    band = fit.predict(compute=grid, level=level)  # chinchilla fits: along the compute-optimal split
     mid = np.array([p["loss"] for p in band])
     lo = np.array([p["lower"] if p["lower"] else np.nan for p in band])
     hi = np.array([p["upper"] if p["upper"] else np.nan for p in band])

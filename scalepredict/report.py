@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError, atomic_write_text
 from .fit import Fit, load_fit
-from .runs import RunTable, load_runs
+from .runs import RunTable, isoflop_groups, load_runs
 
 
 def fmt(x, digits: int = 6) -> str:
@@ -78,9 +78,9 @@ def write_report(source, out, targets=None, html: bool = False, level: float = 0
     from . import plots
 
     figs = []
-    plots.prediction_figure(fit, figdir / f"{stem}-prediction.png", targets=targets, chinchilla=chin, level=level)
+    plots.prediction_figure(fit, figdir / f"{stem}-prediction.png", targets=targets, level=level)
     figs.append((f"{stem}-prediction.png", "Loss against compute, the fitted law and its extrapolation"))
-    if np.all(np.isfinite(table.params)) and any(len(g) >= 3 for g in _groups(table)):
+    if np.all(np.isfinite(table.params)) and any(len(g) >= 3 for g in isoflop_groups(table)):
         plots.isoflop_figure(table, figdir / f"{stem}-isoflop.png")
         figs.append((f"{stem}-isoflop.png", "IsoFLOP sets"))
     if chin is not None:
@@ -201,8 +201,3 @@ def write_report(source, out, targets=None, html: bool = False, level: float = 0
                           f"</style>{body}")
     return out
 
-
-def _groups(table):
-    from .runs import isoflop_groups
-
-    return isoflop_groups(table)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, read_input_bytes
 
 NUMERIC = ("compute", "params", "tokens", "loss", "budget")
 # Canonical column -> the CLI option that renames it for a foreign table.
@@ -117,21 +117,10 @@ def _rows_csv(path, text):
         yield lineno, {h: (v.strip() if v.strip() != "" else None) for h, v in zip(header, fields)}
 
 
-def looks_like_jsonl(text: str) -> bool:
-    return text.lstrip().startswith("{")
-
-
 def read_rows(path) -> tuple[str, list[tuple[object, dict]]]:
     """(kind, [(line, row)]) for a JSONL, JSON array or CSV file, detected from content."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, expected a file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    raw = read_input_bytes(path)
     if b"\x00" in raw[:4096]:
         raise InputError(f"{path}: binary file, expected a JSONL or CSV run table")
     try:
@@ -148,7 +137,7 @@ def read_rows(path) -> tuple[str, list[tuple[object, dict]]]:
     return "csv", list(_rows_csv(path, text))
 
 
-def parse_records(path, rows, columns: dict | None = None, kind: str = "csv") -> list[dict]:
+def parse_records(path, rows, columns: dict | None = None) -> list[dict]:
     """Validate raw rows into canonical records. `columns` maps canonical name -> column name in the file."""
     columns = {k: v for k, v in (columns or {}).items() if v}
     if not rows:
@@ -243,8 +232,8 @@ def load_runs(paths, columns: dict | None = None, intermediate: bool = False) ->
     records, excluded = [], []
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     for path in paths:
-        kind, rows = read_rows(path)
-        recs = parse_records(path, rows, columns, kind)
+        _, rows = read_rows(path)
+        recs = parse_records(path, rows, columns)
         for r in recs:
             status = str(r.get("status", "ok")).lower()
             if status in BAD_STATUS:

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from scalepredict.errors import InputError
-from scalepredict.fit import Fit, fit_law, load_fit
-from scalepredict.laws import CHINCHILLA, optimal_allocation
-from scalepredict.runs import RunTable, load_runs
-from tests.conftest import shared_file, synthetic_compute_runs, write_jsonl
+from scalepredict.fit import fit_law, load_fit
+from scalepredict.laws import optimal_allocation
+from scalepredict.runs import RunTable
+from tests.conftest import shared_file, synthetic_compute_runs
 
 
 def table(rows):

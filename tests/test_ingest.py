@@ -6,7 +6,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scalepredict.cli import cli
-from scalepredict.errors import InputError
 from scalepredict.ingest import TEXT_FORMATS, _text_curves, load_table, read_curves
 from tests.conftest import shared_file
 

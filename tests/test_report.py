@@ -2,7 +2,6 @@ import json
 import re
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from scalepredict.cli import cli

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,6 @@ from scalepredict.cli import cli  # noqa: E402
 from scalepredict.errors import InputError  # noqa: E402
 from scalepredict.flops import Shape  # noqa: E402
 from scalepredict.plan import load_config, lr_at, plan  # noqa: E402
-from scalepredict.train import sweep as sweep_mod  # noqa: E402
 from scalepredict.train.data import synthetic_corpus, token_corpus  # noqa: E402
 from scalepredict.train.model import GPT  # noqa: E402
 from scalepredict.train.trainer import train_run  # noqa: E402
@@ -134,7 +132,6 @@ def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
     cfg_path.write_text(TINY)
     out = tmp_path / "sweep"
     calls = []
-    real = sweep_mod.__dict__.get("train_run")
     from scalepredict.train import trainer
 
     original = trainer.train_run

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, read_input_bytes
 from ..runs import RunTable, load_runs
 
 SPIKE_FACTOR = 1.3  # a point this far above the running minimum (after the first 10% of steps) is a spike
@@ -105,14 +105,7 @@ DEFAULT_METRIC = {"llmc": "val_loss", "nanogpt": "val_loss", "modded_nanogpt": "
 
 
 def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder (give the log file, or a TensorBoard run folder with event files)") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    raw = read_input_bytes(path, "is a folder (give the log file, or a TensorBoard run folder with event files)")
     if not raw.strip():
         raise InputError(f"{path}: empty file")
     if b"\x00" in raw[:8192]:

@@ -231,7 +231,7 @@ def finish_sweep(cfg: Config, out: Path, echo=print) -> dict:
     try:
         from ..plots import prediction_figure
 
-        prediction_figure(fit, out / "prediction.png", targets=targets, chinchilla=chin)
+        prediction_figure(fit, out / "prediction.png", targets=targets)
     except ImportError:  # plots land with the report; the sweep's numbers do not depend on them
         pass
     try:
