@@ -69,6 +69,9 @@ def table_options(f):
         click.option("--pattern", help="Logs: a regex with named groups step and value (optionally tokens, run)."),
         click.option("--params", "params", type=float, help="Logs: the model's parameter count."),
         click.option("--tokens-per-step", type=float, help="Logs: tokens per optimizer step (tokens = step * this)."),
+        click.option("--run-meta", type=click.Path(path_type=Path),
+                     help="Logs: a CSV/JSONL file, one row per run (name or glob): params, tokens, tokens_per_step, "
+                          "compute, budget."),
         click.option("--last-k", type=click.IntRange(1), default=1, show_default=True,
                      help="Logs: a run's loss is the mean of its last k points."),
         click.option("--intermediate", is_flag=True,
@@ -108,8 +111,8 @@ def _load_table(inputs, kw):
 
     columns = _columns(kw)
     fmt = kw.pop("fmt", "auto")
-    ingest_kw = {k: kw.pop(k) for k in ("metric", "params", "tokens_per_step", "pattern", "intermediate", "last_k")
-                 if k in kw}
+    ingest_kw = {k: kw.pop(k) for k in ("metric", "params", "tokens_per_step", "pattern", "intermediate", "last_k",
+                                        "run_meta") if k in kw}
     return load_table(inputs, fmt=fmt, columns=columns, **ingest_kw)
 
 
@@ -211,27 +214,34 @@ def fit(inputs, out, as_json, **kw):
 @click.option("--pattern", help="A regex with named groups step and value (optionally tokens, run).")
 @click.option("--params", "params", type=float, help="The model's parameter count (for compute = 6 N D).")
 @click.option("--tokens-per-step", type=float, help="Tokens per optimizer step (tokens = step * this).")
+@click.option("--run-meta", type=click.Path(path_type=Path),
+              help="A CSV/JSONL file, one row per run (a name or a glob) with any of params, tokens, tokens_per_step, "
+                   "compute, budget: for several runs at once. It wins over --params/--tokens-per-step, which win "
+                   "over what the log says.")
 @click.option("--last-k", type=click.IntRange(1), default=1, show_default=True,
               help="A run's loss is the mean of its last k points.")
 @click.option("--intermediate", is_flag=True, help="One row per logged point instead of one per run.")
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write a run table (runs.jsonl).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def ingest(logs, fmt, metric, pattern, params, tokens_per_step, last_k, intermediate, out, as_json):
-    """Read training logs into curves, and (with -o) into a run table."""
-    from .errors import atomic_write_text
-    from .ingest import curves_to_records, pick_metric, read_curves
+def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, last_k, intermediate, out, as_json):
+    """Read training logs into curves, and (with -o) into a run table.
 
-    all_curves, records = [], []
-    for path in logs:
-        kind, curves = read_curves(path, fmt, pattern)
+    Params and tokens per run come from --run-meta, else --params/--tokens-per-step, else the log itself
+    (hparams.yaml, config.json beside trainer_state.json, W&B config columns, Megatron's consumed tokens;
+    12 * n_layer * d_model^2 where only the shape is given). By default only each run's final value is kept:
+    the middle of a cosine run is not the end of a shorter run; --intermediate keeps every point.
+    """
+    from .errors import atomic_write_text
+    from .ingest import load_run_meta, read_logs, records_from_logs
+
+    meta = load_run_meta(run_meta) if run_meta else None
+    read = read_logs(logs, fmt, pattern)
+    for path, kind, _ in read:
         if kind == "runs":
             raise InputError(f"{path}: already a run table; use it with fit/backtest directly")
-        all_curves += curves
-        chosen = pick_metric(curves, kind, metric, path) if (metric or out) else curves
-        records += curves_to_records(chosen, params, tokens_per_step, last_k, intermediate)
-    for r in records:
-        if "params" in r and "tokens" in r:
-            r["compute"] = 6.0 * r["params"] * r["tokens"]
+    all_curves = [c for _, _, curves in read for c in curves]
+    records = records_from_logs(read, metric, params, tokens_per_step, last_k, intermediate, meta) if (metric or out) \
+        else []
     if out:
         atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in records))
     for c in all_curves:

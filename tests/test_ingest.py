@@ -124,3 +124,151 @@ def test_text_readers_never_crash(text):
         for c in _text_curves(Path("fuzz.log"), text, pats, fmt):
             c.clean()
             c.summary()
+
+
+def _write_tensor_scalars(logdir, tag_values, wall0=1.0e9):
+    """Event file with TF2-style tensor summaries (what T5X's metric writers produce), plus a string tensor."""
+    import numpy as np
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    from tensorboard.util import tensor_util
+
+    w = EventFileWriter(str(logdir))
+    md = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    for tag, step, v in tag_values:
+        proto = tensor_util.make_tensor_proto(np.float32(v) if isinstance(v, float) else np.array(v, dtype=object))
+        val = summary_pb2.Summary.Value(tag=tag, tensor=proto, metadata=md)
+        w.add_event(event_pb2.Event(wall_time=wall0 + step, step=step, summary=summary_pb2.Summary(value=[val])))
+    w.close()
+
+
+def test_tensorboard_tensor_summaries_t5x_layout(tmp_path):
+    pytest.importorskip("tensorboard")
+    import time
+
+    model_dir = tmp_path / "t5x_run"
+    _write_tensor_scalars(model_dir / "train", [("loss", 100, 3.5), ("loss", 200, 3.25), ("loss", 300, 3.0),
+                                                ("config", 0, "some text")])
+    time.sleep(1.1)  # a restart: a second, later file repeats step 300 with another value
+    _write_tensor_scalars(model_dir / "train", [("loss", 300, 2.875), ("loss", 400, 2.75)], wall0=2.0e9)
+    _write_tensor_scalars(model_dir / "validation", [("loss", 200, 3.375), ("loss", 400, 2.8125)])
+    kind, curves = read_curves(model_dir)
+    assert kind == "tensorboard"
+    by = {c.metric: c for c in curves}
+    assert set(by) == {"train/loss", "validation/loss"}  # subfolders are separate TensorBoard runs; text ignored
+    assert by["train/loss"].steps == [100, 200, 300, 400]
+    assert by["train/loss"].values == [3.5, 3.25, 2.875, 2.75]  # the restart's value for step 300 wins
+    assert by["validation/loss"].steps == [200, 400] and by["validation/loss"].values == [3.375, 2.8125]
+    table = load_table([model_dir], metric="validation/loss", params=1e6, tokens_per_step=1000)
+    assert table.records[0]["loss"] == 2.8125 and table.records[0]["tokens"] == 400_000
+
+
+WANDB_RUNS = (
+    'Name,State,Notes,User,Tags,Created,Runtime,Sweep,n_layer,d_model,batch_size,seq_len,lr,_step,train/loss,val/loss\n'
+    'tiny-a,finished,-,me,,2024-05-01T10:00:00.000Z,120,,2,128,32,256,0.003,1000,3.91,3.95\n'
+    'tiny-b,finished,-,me,,2024-05-01T11:00:00.000Z,480,,4,256,32,256,0.002,2000,3.41,3.44\n'
+    'tiny-c,crashed,-,me,,2024-05-01T12:00:00.000Z,60,,8,512,32,256,0.001,300,4.8,5.1\n'
+    'tiny-d,finished,-,me,,2024-05-01T13:00:00.000Z,900,,6,384,32,256,0.0015,4000,3.12,\n'
+)
+
+
+def test_wandb_runs_table_export(tmp_path):
+    p = tmp_path / "wandb_export_runs.csv"
+    p.write_text(WANDB_RUNS)
+    kind, curves = read_curves(p)
+    assert kind == "wandb_runs"
+    vl = {c.run: c for c in curves if c.metric == "val/loss"}
+    assert set(vl) == {"tiny-a", "tiny-b", "tiny-c"}  # tiny-d has no val/loss
+    assert vl["tiny-b"].steps == [2000] and vl["tiny-b"].values == [3.44]
+    table = load_table([p], metric="train/loss")
+    recs = {r["run"]: r for r in table.records}
+    assert set(recs) == {"tiny-a", "tiny-b", "tiny-d"}  # the crashed run is left out, and said so
+    assert [e["run"] for e in table.excluded] == ["tiny-c"]
+    assert recs["tiny-b"]["params"] == 12 * 4 * 256**2
+    assert recs["tiny-b"]["tokens"] == 2000 * 32 * 256
+    assert recs["tiny-b"]["compute"] == 6.0 * 12 * 4 * 256**2 * 2000 * 32 * 256
+    assert recs["tiny-d"]["loss"] == 3.12
+
+
+def test_run_meta_file_gives_params_and_tokens_per_run(tmp_path):
+    logs = []
+    for name, loss in (("gpt-small", 3.4), ("gpt-medium", 3.1), ("gpt-large", 2.9)):
+        p = tmp_path / f"{name}.log"
+        p.write_text(f"s:0 tel:11.0\ns:500 tel:{loss + 0.5}\ns:1000 tel:{loss}\n")
+        logs.append(p)
+    meta = tmp_path / "meta.csv"
+    meta.write_text("run,params,tokens_per_step\ngpt-large,3.5e8,524288\ngpt-*,1.24e8,524288\n")
+    table = load_table(logs, run_meta=meta)
+    recs = {r["run"]: r for r in table.records}
+    assert recs["gpt-large"]["params"] == 3.5e8  # an exact name wins over a glob listed after it
+    assert recs["gpt-small"]["params"] == 1.24e8 and recs["gpt-medium"]["params"] == 1.24e8
+    assert recs["gpt-small"]["tokens"] == 1000 * 524288
+    assert recs["gpt-large"]["compute"] == 6.0 * 3.5e8 * 1000 * 524288
+    # it wins over --params, which a run without a row still uses
+    meta.write_text("run,params,tokens\ngpt-small,2e8,1e9\n")
+    table = load_table(logs, run_meta=meta, params=1e8, tokens_per_step=1e6)
+    recs = {r["run"]: r for r in table.records}
+    assert (recs["gpt-small"]["params"], recs["gpt-small"]["tokens"]) == (2e8, 1e9)
+    assert (recs["gpt-large"]["params"], recs["gpt-large"]["tokens"]) == (1e8, 1e9)
+    r = CliRunner().invoke(cli, ["ingest", *map(str, logs), "--run-meta", str(meta), "--params", "1e8",
+                                 "--tokens-per-step", "1e6", "-o", str(tmp_path / "runs.jsonl")])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert [x["params"] for x in rows] == [2e8, 1e8, 1e8]
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("run,params,tokenz\na,1e6,5\n", "line 2: unknown column(s) tokenz"),
+    ("run,params\na,big\n", "line 2, column 'params': 'big' is not a positive number"),
+    ("run,params\n,1e6\n", "line 2, column 'run': no run name"),
+])
+def test_bad_run_meta(tmp_path, content, needle):
+    log = tmp_path / "a.log"
+    log.write_text("s:0 tel:4.0\ns:10 tel:3.0\n")
+    meta = tmp_path / "meta.csv"
+    meta.write_text(content)
+    r = CliRunner().invoke(cli, ["fit", str(log), "--run-meta", str(meta)])
+    assert r.exit_code == 2 and needle in r.stderr and "Traceback" not in r.output, r.output
+
+
+def test_log_without_sizes_says_how_to_give_them(tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text("s:0 tel:4.0\ns:10 tel:3.0\n")
+    r = CliRunner().invoke(cli, ["fit", str(log)])
+    assert r.exit_code == 2 and "run 'a' has no compute" in r.stderr and "--run-meta" in r.stderr
+
+
+def test_lightning_hparams_give_params_and_tokens():
+    path = shared_file("logs/lightning_csv/GPTTT_shakespeare_char/version_0/metrics.csv")
+    (rec,) = load_table([path]).records
+    # hparams.yaml: n_layer 6, n_embd 384 -> 12 * 6 * 384^2; batch 64 x block 256 x 2 devices (ddp) per step
+    assert rec["metric"] == "val_loss" and rec["step"] == 399 and rec["loss"] == 1.9023048877716064
+    assert rec["params"] == 12 * 6 * 384**2 and rec["tokens"] == 399 * 64 * 256 * 2
+
+
+def test_hf_trainer_total_flos_is_the_compute():
+    path = shared_file("logs/hf_trainer_state/serial-lain-ai_rinna-gpt2-medium_finetune/trainer_state.json")
+    (rec,) = load_table([path], metric="loss").records
+    assert rec["compute"] == 5757944306073600.0 and rec["loss"] == 0.0081
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=300), st.sampled_from([
+    "Name,State,Created\n", "Step,a - loss,a - loss__MIN\n1,x,\n", "step,epoch,val_loss\n1,,nan\n",
+    '{"log_history": [{"step": "a"}]}', "Name,State,Runtime,_step\nx,finished,1,notanumber\n"])).map(
+        lambda s: s if len(s) < 40 else s[:40] + "\n" + s[40:]))
+def test_every_text_reader_fails_cleanly_or_reads(text):
+    import tempfile
+    from pathlib import Path
+
+    from scalepredict.errors import InputError
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "fuzz.txt"
+        p.write_text(text)
+        try:
+            _, curves = read_curves(p)
+        except InputError:
+            return
+        for c in curves:
+            c.summary()

@@ -86,7 +86,8 @@ def print_plan(specs, cfg, corpus, device, echo):
 
 
 def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False, dry_run: bool = False,
-              launcher: str = "local", echo=print, keep_state: bool = False) -> dict | None:
+              launcher: str = "local", echo=print, keep_state: bool = False, finish: bool = True) -> dict | None:
+    """Train every planned run not yet in OUT/runs.jsonl, then (if `finish`) fit, predict, plot and report."""
     from .data import load_corpus
     from .trainer import pick_device, train_run
 
@@ -172,7 +173,7 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         raise InputError(f"--launcher must be local or submitit, got {launcher!r}")
     meta["finished"] = _now()
     atomic_write_json(meta_path, meta)
-    return finish_sweep(cfg, out, echo)
+    return finish_sweep(cfg, out, echo) if finish else None
 
 
 def _submitit_job(spec, cfg, out, device):
