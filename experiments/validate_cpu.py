@@ -18,7 +18,6 @@ About an hour on 2 CPU cores: ~5 min for the fitted sweep, the rest for the thre
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
