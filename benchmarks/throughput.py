@@ -36,6 +36,22 @@ def matmul_flops(device, n=1024, reps=20, dtype=torch.float32):
     return 2 * n**3 * reps / (time.perf_counter() - t)
 
 
+def model_matmul_flops(shape: Shape, tokens: int, reps: int = 30):
+    """fp32 FLOP/s of the model's own matmuls (qkv, proj, MLP up/down, head) at `tokens` rows: the ceiling that a
+    model this narrow can reach on this machine, whatever the rest of the step costs."""
+    d, v = shape.d_model, shape.vocab_size
+    dims = [(d, 3 * d), (d, d), (d, shape.mlp_ratio * d), (shape.mlp_ratio * d, d), (d, v)]
+    mats = [(torch.randn(tokens, k), torch.randn(k, n)) for k, n in dims]
+    flops = sum(2 * tokens * k * n for k, n in dims)
+    for a, b in mats:
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        for a, b in mats:
+            a @ b
+    return flops * reps / (time.perf_counter() - t)
+
+
 def train_flops(shape: Shape, batch: int, steps: int, device: str, compile_: bool = False):
     torch.manual_seed(0)
     model = GPT(shape).to(device)
@@ -71,7 +87,8 @@ def main():
     spec = max(plan(cfg), key=lambda s: s.shape.params)
     mm = matmul_flops(args.device)
     tf = train_flops(spec.shape, spec.batch_size, args.steps, args.device)
-    out = {"train_flops_per_s": tf, "matmul_flops_per_s": mm, "ratio": tf / mm,
+    own = model_matmul_flops(spec.shape, spec.batch_tokens) if args.device == "cpu" else None
+    out = {"train_flops_per_s": tf, "matmul_flops_per_s": mm, "ratio": tf / mm, "model_matmul_flops_per_s": own,
            "model": spec.shape.as_dict(), "batch_size": spec.batch_size, "device": args.device,
            "threads": torch.get_num_threads()}
     if args.device == "cuda":
@@ -83,6 +100,10 @@ def main():
     else:
         print(f"largest {args.config} model: {spec.shape.params:,} params, batch {spec.batch_size}x{spec.shape.seq_len}")
         print(f"training {tf / 1e9:.1f} GFLOP/s vs fp32 matmul {mm / 1e9:.1f} GFLOP/s: ratio {tf / mm:.2f} (target 0.7)")
+        if own:
+            print(f"the model's own matmul shapes ({spec.batch_tokens} x {spec.shape.d_model}-wide) alone run at "
+                  f"{own / 1e9:.1f} GFLOP/s ({own / mm:.2f} of the square matmul): training reaches "
+                  f"{tf / own:.2f} of that ceiling")
         if "mfu" in out:
             print(f"{out['mfu_model_params']:,}-param model: {out['mfu_train_flops_per_s'] / 1e12:.1f} TFLOP/s, "
                   f"MFU {out['mfu']:.1%} of {args.peak / 1e12:.0f} TFLOP/s")

@@ -360,25 +360,46 @@ def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints):
               keep_state=keep_checkpoints)
 
 
+def _is_fit_file(path: Path) -> bool:
+    """A fit file is one JSON object with `format` and `law` (a run table's rows have `loss`, never `law`)."""
+    try:
+        obj = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(obj, dict) and "format" in obj and "law" in obj and "loss" not in obj
+
+
 @cli.command()
-@click.argument("fit_file", metavar="FIT", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@table_options
+@law_options
 @click.option("--target", "-t", multiple=True, help="Target compute(s) to mark (repeat or comma-separate).")
 @click.option("--held-out", type=click.Path(path_type=Path),
-              help="A run table of runs not used in the fit, drawn as held-out points.")
+              help="Runs not used in the fit (a run table or a log, read with the same options), drawn as "
+                   "held-out points.")
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9, show_default=True)
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="FILE.png, .svg or .pdf")
-def plot(fit_file, target, held_out, level, out):
-    """Draw loss against compute with the fitted law, its interval, the targets and the residuals."""
-    from .fit import load_fit
-    from .plots import prediction_figure
+def plot(inputs, target, held_out, level, out, **kw):
+    """Draw loss against compute with the fitted law, its interval, the targets and the residuals.
 
-    fit = load_fit(fit_file)
+    INPUTS is a fit file (fit.json), or run tables and training logs, which are fitted first (same options as
+    `fit`).
+    """
+    from .fit import file_digest, fit_law, load_fit
+    from .plots import prediction_figure
+    from .runs import frontier
+
+    law, fit_kws = kw.pop("law"), _fit_kws(kw)
+    held_kw = dict(kw)
+    if len(inputs) == 1 and _is_fit_file(inputs[0]):
+        fit = load_fit(inputs[0])
+    else:
+        table = _load_table(inputs, kw)
+        fit = fit_law(table, law, inputs=[file_digest(p) for p in inputs if Path(p).is_file()], **fit_kws)
+        _warn(fit.warnings)
     held = None
     if held_out:
-        from .runs import frontier, load_runs
-
-        t = load_runs(held_out)
-        held = [{"compute": p.compute, "loss": p.loss} for p in frontier(t)]
+        held = [{"compute": p.compute, "loss": p.loss} for p in frontier(_load_table([held_out], held_kw))]
     prediction_figure(fit, out, targets=_floats(target, "--target"), held_out=held, level=level)
     click.echo(f"wrote {out}")
 

@@ -272,3 +272,25 @@ def test_every_text_reader_fails_cleanly_or_reads(text):
             return
         for c in curves:
             c.summary()
+
+
+def test_plot_and_backtest_take_logs_directly(tmp_path):
+    logs = []
+    for i, n in enumerate((1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7)):
+        p = tmp_path / f"run{i}.log"
+        final = 1.8 + 400 / n**0.34 + 2000 / (20 * n) ** 0.36
+        p.write_text(f"s:0 tel:11.0\ns:100 tel:{final + 0.3}\ns:200 tel:{final}\n")
+        logs.append(p)
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text("".join(json.dumps({"run": f"run{i}", "params": n, "tokens": 20 * n}) + "\n"
+                            for i, n in enumerate((1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7))))
+    out = tmp_path / "p.png"
+    r = CliRunner().invoke(cli, ["plot", *map(str, logs[:4]), "--run-meta", str(meta), "--held-out", str(logs[5]),
+                                 "--bootstrap", "50", "-t", "1e17", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 1000
+    r = CliRunner().invoke(cli, ["backtest", *map(str, logs), "--run-meta", str(meta), "--factors", "10",
+                                 "--bootstrap", "50", "--json"])
+    assert r.exit_code == 0, r.output
+    cases = json.loads(r.stdout)["cases"]
+    assert [c["compute"] for c in cases] == [6 * 1.6e7 * 3.2e8, 6 * 3.2e7 * 6.4e8]
