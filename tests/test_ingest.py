@@ -294,3 +294,22 @@ def test_plot_and_backtest_take_logs_directly(tmp_path):
     assert r.exit_code == 0, r.output
     cases = json.loads(r.stdout)["cases"]
     assert [c["compute"] for c in cases] == [6 * 1.6e7 * 3.2e8, 6 * 3.2e7 * 6.4e8]
+
+
+def test_stdout_logs_say_their_params_and_batch(tmp_path):
+    nano = tmp_path / "nanogpt.log"
+    nano.write_text("tokens per iteration will be: 16,384\nfound vocab_size = 65 (inside data/meta.pkl)\n"
+                    "number of parameters: 10.65M\nstep 0: train loss 4.2874, val loss 4.2823\n"
+                    "iter 0: loss 4.2654, time 1.0ms, mfu -100.00%\nstep 250: train loss 1.9622, val loss 2.0638\n")
+    (rec,) = load_table([nano]).records
+    assert rec["params"] == 10.65e6 and rec["tokens"] == 250 * 16384 and rec["loss"] == 2.0638
+    llmc = tmp_path / "llmc.log"
+    llmc.write_text("+-----------------------+----------------------------------------------------+\n"
+                    "| num_parameters        | 124475904                                          |\n"
+                    "total desired batch size: 524288\ns:0 tel:11.0092\ns:250 tel:6.1\n")
+    (rec,) = load_table([llmc]).records
+    assert (rec["params"], rec["tokens"], rec["loss"]) == (124475904, 250 * 524288, 6.1)
+    bn = tmp_path / "log.txt"
+    bn.write_text("0 val 10.9513\n0 hella 0.2455\n0 train 10.955\n1 train 10.28\n250 val 6.25\n250 train 6.3\n")
+    kind, c = curve(bn, "val_loss")
+    assert kind == "build_nanogpt" and c.steps == [0, 250] and c.values == [10.9513, 6.25]

@@ -170,8 +170,21 @@ TEXT_FORMATS = {
                              r".*?\| lm loss: (?P<value>[-+.\deEnaif]+)"), "train_loss"),
                  (re.compile(r"validation loss at iteration (?P<step>\d+).*?\| lm loss value: "
                              r"(?P<value>[-+.\deEnaif]+)"), "val_loss")],
+    # build-nanogpt's log/log.txt: "250 val 4.1234", "250 train 4.2", "250 hella 0.2641"
+    "build_nanogpt": [(re.compile(r"^(?P<step>\d+) val (?P<value>[-+.\deEnaif]+)$"), "val_loss"),
+                      (re.compile(r"^(?P<step>\d+) train (?P<value>[-+.\deEnaif]+)$"), "train_loss"),
+                      (re.compile(r"^(?P<step>\d+) hella (?P<value>[-+.\deEnaif]+)$"), "hellaswag_acc")],
 }
-DEFAULT_METRIC = {"llmc": "val_loss", "nanogpt": "val_loss", "modded_nanogpt": "val_loss", "megatron": "val_loss",
+# what stdout logs say about the run (first match in the file): nanoGPT's model and train.py, llm.c's table and
+# build-nanogpt / llm.c's train_gpt2.py
+TEXT_META = [
+    (re.compile(r"number of parameters: ([\d.]+)\s*([KMB]?)", re.I), "params"),
+    (re.compile(r"^\|\s*num_parameters\s*\|\s*(\d+)\s*\|", re.M), "params"),
+    (re.compile(r"tokens per iteration will be: ([\d,]+)"), "tokens_per_step"),
+    (re.compile(r"total desired batch size: ?([\d,]+)", re.I), "tokens_per_step"),
+]
+SI = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}
+DEFAULT_METRIC = {"build_nanogpt": "val_loss", "llmc": "val_loss", "nanogpt": "val_loss", "modded_nanogpt": "val_loss", "megatron": "val_loss",
                   "hf_trainer": "eval_loss", "lightning": "val_loss", "tensorboard": "eval/loss", "pattern": "value"}
 
 
@@ -200,10 +213,20 @@ def _text_curves(path, text, patterns, fmt, run=None):
             c.steps.append(int(step))
             c.values.append(value)
             c.tokens.append(_num(g.get("tokens")) if g.get("tokens") else None)
+    meta = {}
+    for rx, key in TEXT_META:
+        m = rx.search(text)
+        if m and key not in meta:
+            x = _num(m.group(1).replace(",", ""))
+            if x:
+                meta[key] = x * SI[(m.group(2) if m.lastindex > 1 else "").upper()]
+                if key == "params":
+                    meta["params_from"] = "the log's parameter count"
     out = []
     for c in curves.values():
         if all(t is None for t in c.tokens):
             c.tokens = None
+        c.meta = meta
         out.append(c)
     return out
 
@@ -405,8 +428,8 @@ def _tensorboard(path: Path):
 
 # ---- detection and dispatch --------------------------------------------------------------------------------
 
-FORMATS = ("auto", "runs", "hf_trainer", "lightning", "wandb", "wandb_runs", "tensorboard", "llmc", "nanogpt", "modded_nanogpt",
-           "megatron", "pattern")
+FORMATS = ("auto", "runs", "hf_trainer", "lightning", "wandb", "wandb_runs", "tensorboard", "llmc", "nanogpt",
+           "modded_nanogpt", "megatron", "build_nanogpt", "pattern")
 
 
 def detect(path: Path, text: str | None) -> str:
