@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scalepredict.cli import cli
-from scalepredict.ingest import TEXT_FORMATS, _text_curves, load_table, read_curves
+from scalepredict.ingest import TEXT_FORMATS, load_table, read_curves
+from scalepredict.ingest.stdout import text_curves
 from tests.conftest import shared_file
 
 
@@ -121,7 +122,7 @@ def test_text_readers_never_crash(text):
     from pathlib import Path
 
     for fmt, pats in TEXT_FORMATS.items():
-        for c in _text_curves(Path("fuzz.log"), text, pats, fmt):
+        for c in text_curves(Path("fuzz.log"), text, pats, fmt):
             c.clean()
             c.summary()
 

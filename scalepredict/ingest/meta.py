@@ -1,0 +1,115 @@
+"""What a log, or the user, says about a run: params, tokens per step, tokens, compute, budget."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ..errors import InputError
+from .curve import num
+
+PARAM_KEYS = ("n_params", "num_params", "num_parameters", "n_parameters", "param_count", "params", "model_params",
+              "parameters", "non_embedding_params")
+TOKENS_PER_STEP_KEYS = ("tokens_per_step", "tokens_per_batch", "global_batch_tokens", "total_batch_size")
+TOKEN_KEYS = ("tokens", "num_tokens", "total_tokens", "train_tokens", "tokens_seen", "consumed_tokens",
+              "num_input_tokens_seen")
+COMPUTE_KEYS = ("compute", "flops", "train_flops", "total_flops", "total_flos")
+LAYER_KEYS = ("n_layer", "n_layers", "num_layers", "num_hidden_layers")
+WIDTH_KEYS = ("n_embd", "d_model", "hidden_size", "dim", "model_dim")
+BATCH_KEYS = ("global_batch_size", "batch_size", "train_batch_size", "per_device_train_batch_size")
+SEQ_KEYS = ("block_size", "seq_len", "seq_length", "max_seq_len", "sequence_length", "context_length")
+
+
+def run_meta_from(flat: dict) -> dict:
+    """Params, tokens per step, tokens and compute from a flat key -> value map (hparams, a config, a W&B row).
+
+    Keys match on their last component (``model.n_layer`` and ``config/n_layer`` are ``n_layer``), first hit
+    wins, in the order of the key lists above. Params: an explicit count, else 12 * n_layer * d_model^2 (the
+    non-embedding count of a standard block, Kaplan et al. 2020). Tokens per step: an explicit value, else
+    batch size * sequence length * devices * num_nodes * accumulate_grad_batches where those are given.
+    """
+    last: dict[str, float] = {}
+    for k, v in flat.items():
+        x = num(v)
+        if x is not None and math.isfinite(x) and x > 0:
+            last.setdefault(re.split(r"[./]", str(k))[-1].strip().lower(), x)
+
+    def first(keys):
+        return next((last[k] for k in keys if k in last), None)
+
+    meta = {}
+    n = first(PARAM_KEYS)
+    if n is not None and n >= 1000:
+        meta["params"], meta["params_from"] = n, "the log's parameter count"
+    elif first(LAYER_KEYS) and first(WIDTH_KEYS):
+        layers, width = first(LAYER_KEYS), first(WIDTH_KEYS)
+        meta["params"] = 12 * layers * width**2
+        meta["params_from"] = f"12 * n_layer * d_model^2 = 12 * {layers:g} * {width:g}^2"
+    tps = first(TOKENS_PER_STEP_KEYS)
+    if tps is None and first(BATCH_KEYS) and first(SEQ_KEYS):
+        tps = first(BATCH_KEYS) * first(SEQ_KEYS)
+        for k in ("devices", "num_nodes", "accumulate_grad_batches", "gradient_accumulation_steps"):
+            tps *= last.get(k, 1)
+    if tps:
+        meta["tokens_per_step"] = tps
+    for name, keys in (("tokens", TOKEN_KEYS), ("compute", COMPUTE_KEYS)):
+        x = first(keys)
+        if x is not None:
+            meta[name] = x
+    return meta
+
+
+def flatten(obj, prefix="") -> dict:
+    out = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif not isinstance(obj, (list, bool)) and obj is not None:
+        out[prefix[:-1]] = obj
+    return out
+
+
+META_COLUMNS = ("params", "tokens", "tokens_per_step", "compute", "budget")
+
+
+def load_run_meta(path) -> list[tuple[str, dict]]:
+    """A run-meta file (CSV, JSONL or a JSON array): one row per run, `run` naming it (or a glob such as
+    ``gpt2-*``), with any of params, tokens, tokens_per_step, compute, budget."""
+    from ..runs import _where, read_rows
+
+    _, rows = read_rows(path)
+    if not rows:
+        raise InputError(f"{path}: no rows (a run-meta file has a 'run' column and any of {', '.join(META_COLUMNS)})")
+    out = []
+    for line, r in rows:
+        unknown = sorted(str(k) for k in r if k not in META_COLUMNS and k != "run")
+        if unknown:
+            raise InputError(f"{_where(path, line)}: unknown column(s) {', '.join(unknown)} in the run-meta file "
+                             f"(known: run, {', '.join(META_COLUMNS)})")
+        run = r.get("run")
+        if run is None or not str(run).strip():
+            raise InputError(f"{_where(path, line, 'run')}: no run name (a name, or a glob such as 'gpt2-*')")
+        m = {}
+        for k in META_COLUMNS:
+            v = r.get(k)
+            if v is None or (isinstance(v, str) and not v.strip()):
+                continue
+            x = num(v)
+            if x is None or not math.isfinite(x) or x <= 0:
+                raise InputError(f"{_where(path, line, k)}: {v!r} is not a positive number")
+            m[k] = x
+        out.append((str(run).strip(), m))
+    return out
+
+
+def meta_for(run: str, run_meta) -> dict:
+    """The run-meta row for `run`: an exact name first, else the first glob that matches."""
+    from fnmatch import fnmatchcase
+
+    for name, m in run_meta or ():
+        if name == run:
+            return m
+    for name, m in run_meta or ():
+        if fnmatchcase(run, name):
+            return m
+    return {}
