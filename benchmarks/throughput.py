@@ -1,9 +1,11 @@
 """Training throughput of the largest cpu-demo model against fp32 matmul throughput on the same machine.
 
 Prints (or with --json emits) {"train_flops_per_s", "matmul_flops_per_s", "ratio"}: FLOP/s counted with the
-exact accounting of scalepredict/flops.py over timed training steps, divided by the FLOP/s of a square fp32
+exact accounting of scalepredict/flops.py over timed steps of the sweep's own training step (trainer.train_step:
+clipping and AdamW included), divided by the FLOP/s of a square fp32
 matmul measured in the same process. On CUDA (--device cuda) it also reports MFU against the bf16 peak you give
-(--peak, default 989e12 for an H100 SXM) for a model of --params (default 50M).
+(--peak, default 989e12 for an H100 SXM) for a model of --params (default 50M). On CPU it also prints the FLOP/s
+of the model's own matmul shapes alone: the ceiling a model this narrow can reach here.
 
     python benchmarks/throughput.py [--config cpu-demo] [--steps 20] [--json]
 """
@@ -14,11 +16,14 @@ import argparse
 import json
 import time
 
+import numpy as np
 import torch
 
 from scalepredict.flops import Shape
-from scalepredict.plan import load_config, plan, shape_for
+from scalepredict.plan import TrainConfig, load_config, plan, shape_for
+from scalepredict.train.data import get_batch
 from scalepredict.train.model import GPT
+from scalepredict.train.trainer import make_optimizer, train_step
 
 
 def matmul_flops(device, n=1024, reps=20, dtype=torch.float32):
@@ -52,23 +57,23 @@ def model_matmul_flops(shape: Shape, tokens: int, reps: int = 30):
     return flops * reps / (time.perf_counter() - t)
 
 
-def train_flops(shape: Shape, batch: int, steps: int, device: str, compile_: bool = False):
+def train_flops(shape: Shape, batch: int, steps: int, device: str, compile_: bool = False, lr: float = 1e-3):
+    """FLOP/s of the sweep's own training step (trainer.train_step: autocast, clipping, fused AdamW) on batches
+    drawn the way the trainer draws them."""
     torch.manual_seed(0)
     model = GPT(shape).to(device)
     fwd = torch.compile(model) if compile_ else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
-    x = torch.randint(0, shape.vocab_size, (batch, shape.seq_len), device=device)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    t_cfg = TrainConfig()
+    opt = make_optimizer(model, lr, t_cfg)
+    data = np.random.default_rng(0).integers(0, shape.vocab_size, 1 << 20).astype(np.uint16)
+    rng = np.random.default_rng(0)
     for i in range(steps + 3):
         if i == 3:
             if device == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-        with ctx:
-            loss = fwd(x, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        x, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in get_batch(data, batch, shape.seq_len, rng))
+        train_step(model, fwd, opt, x, y, t_cfg.grad_clip, device)
     if device == "cuda":
         torch.cuda.synchronize()
     return shape.train_flops_per_token * batch * shape.seq_len * steps / (time.perf_counter() - t)

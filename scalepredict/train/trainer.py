@@ -54,6 +54,30 @@ def evaluate(model, windows: np.ndarray, device: str, batch: int = 64) -> float:
     return total / count
 
 
+def make_optimizer(model, lr: float, t: TrainConfig):
+    """AdamW with weight decay on matrices only; the fused kernel (CUDA, and CPU since torch 2.4), else foreach."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    kw = {"lr": lr, "betas": (t.beta1, t.beta2), "eps": 1e-8}
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kw)
+    except (RuntimeError, TypeError):  # an older torch without fused CPU kernels
+        return torch.optim.AdamW(groups, foreach=True, **kw)
+
+
+def train_step(model, train_model, opt, x, y, grad_clip: float, device: str):
+    """One optimizer step (the sweep's and the throughput benchmark's): forward under autocast, backward,
+    global-norm gradient clipping, AdamW. Returns the loss tensor (not synchronized)."""
+    with _autocast(device):
+        loss = train_model(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=True)
+    opt.step()
+    return loss
+
+
 def _save_state(path: Path, model, opt, step, extra):
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, **extra}, tmp)
@@ -67,10 +91,7 @@ def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, devi
     state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
     torch.manual_seed(spec.seed)
     model = GPT(spec.shape).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0}],
-                            lr=spec.lr, betas=(t.beta1, t.beta2), eps=1e-8, fused=device == "cuda")
+    opt = make_optimizer(model, spec.lr, t)
     rng = np.random.default_rng([spec.seed, spec.shape.n_layer, spec.shape.d_model, spec.steps])  # batch order
     step, wall, best, ema = 0, 0.0, math.inf, None
     if state_path.exists():
@@ -101,12 +122,7 @@ def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, devi
             g["lr"] = lr
         x, y = get_batch(corpus.train, spec.batch_size, spec.shape.seq_len, rng)
         x, y = torch.from_numpy(x).to(device, non_blocking=True), torch.from_numpy(y).to(device, non_blocking=True)
-        with _autocast(device):
-            loss = train_model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
+        loss = train_step(model, train_model, opt, x, y, t.grad_clip, device)
         step += 1
         if step % t.log_interval == 0 or step == spec.steps:
             lv = float(loss.detach())
