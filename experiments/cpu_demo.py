@@ -18,12 +18,7 @@ import numpy as np
 from scalepredict.backtest import backtest
 from scalepredict.fit import load_fit
 from scalepredict.plan import load_config
-from scalepredict.plots import (
-    backtest_figure,
-    curves_figure,
-    isoflop_figure,
-    prediction_figure,
-)
+from scalepredict.plots import backtest_figure, curves_figure, isoflop_figure, prediction_figure
 from scalepredict.runs import load_runs
 from scalepredict.train.sweep import run_sweep
 
