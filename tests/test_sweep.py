@@ -166,3 +166,20 @@ def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
     r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
     assert r.exit_code == 2 and "different config" in r.stderr
     assert [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()] == ids
+
+
+@pytest.mark.parametrize("data, needle", [
+    ('source = "text"\npath = "no/such/dir"\n', "data path does not exist"),
+    ('source = "tokens"\npath = "BIN"\nvocab_size = 50257\n', "not a whole number of uint16 tokens"),
+    ('source = "tokens"\npath = "BIN"\n', "needs data.vocab_size"),
+])
+def test_sweep_bad_data_is_one_line_exit_2_and_writes_nothing(tmp_path, data, needle):
+    (tmp_path / "odd.bin").write_bytes(b"\x01\x02\x03")
+    cfg_path = tmp_path / "bad.toml"
+    cfg_path.write_text(TINY.replace('source = "synthetic"\nsize = 200000\n',
+                                     data.replace("BIN", str(tmp_path / "odd.bin"))))
+    out = tmp_path / "sweep"
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
+    assert r.exit_code == 2 and needle in r.stderr and "Traceback" not in r.output, r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
