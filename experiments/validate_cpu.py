@@ -121,7 +121,7 @@ def main():
         lines.append(f"| chinchilla law on all runs | {c['predicted']:.4f} ({c['rel_error']:+.2%}), "
                      f"N* {c['optimal_params']:.3g} |")
     lines += ["", "| run at the target | params | tokens | loss | train s |", "|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['params']:,} | {r['tokens']:,} | {r['loss']:.4f} | {r['train_seconds']:.0f} |"
+    lines += [f"| {r['run']} | {int(r['params']):,} | {int(r['tokens']):,} | {r['loss']:.4f} | {r['train_seconds']:.0f} |"
               for r in runs]
     lines += ["", f"Wall time: fitted sweep {t_fit:.0f} s, target runs {t_target:.0f} s (this invocation; "
               "a resumed run counts only what it trained). Reproduce: `python experiments/validate_cpu.py`.", ""]
