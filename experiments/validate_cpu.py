@@ -49,9 +49,12 @@ def main():
     ap.add_argument("--figures", type=Path, default=ROOT / "figures")
     ap.add_argument("--factor", type=float, default=100.0, help="target budget / largest fitted budget")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--config", default="cpu-validate", help="cpu-validate, cpu-validate-deep or a TOML file")
+    ap.add_argument("--name", default=None, help="figure name (default: the config's name)")
     args = ap.parse_args()
 
-    cfg = load_config("cpu-validate")
+    cfg = load_config(args.config)
+    name = args.name or cfg.name
     t0 = time.time()
     run_sweep(cfg, args.out / "fit", device=args.device)
     t_fit = time.time() - t0
@@ -96,12 +99,13 @@ def main():
                                 "optimal_params": c["params"], "optimal_tokens": c["tokens"],
                                 "rel_error": c["loss"] / truth.loss - 1}
     args.figures.mkdir(exist_ok=True)
-    atomic_write_json(args.figures / "cpu-validate.json", result)
-    prediction_figure(fit, args.figures / "cpu-validate.png", targets=[truth.compute],
+    atomic_write_json(args.figures / f"{name}.json", result)
+    prediction_figure(fit, args.figures / f"{name}.png", targets=[truth.compute],
                       held_out=[{"compute": truth.compute, "loss": truth.loss}])
 
     lines = [
-        "# CPU validation: fitted on 1e10..1e12 FLOPs, checked by training at "
+        f"# CPU validation ({cfg.name}): fitted on {fitted.compute.min():.3g}..{fitted.compute.max():.3g} FLOPs, "
+        "checked by training at "
         f"{truth.compute:.3g} FLOPs ({result['extrapolation']:.0f}x)",
         "",
         f"Compute law on {fit.n_points} frontier points: L = {fit.value('a'):.4g} * C^{fit.value('b'):.4f} + "
@@ -125,7 +129,7 @@ def main():
               for r in runs]
     lines += ["", f"Wall time: fitted sweep {t_fit:.0f} s, target runs {t_target:.0f} s (this invocation; "
               "a resumed run counts only what it trained). Reproduce: `python experiments/validate_cpu.py`.", ""]
-    atomic_write_text(args.figures / "cpu-validate.md", "\n".join(lines))
+    atomic_write_text(args.figures / f"{name}.md", "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -42,6 +42,7 @@ class DataConfig:
 class ModelConfig:
     seq_len: int = 128
     aspect: float = 32.0  # target d_model / n_layer (Kaplan et al. 2020 found 20-200 about equally good)
+    min_layers: int = 1  # 2 keeps every model able to form induction heads (Olsson et al. 2022)
     head_dim: int = 32
     mlp_ratio: int = 4
 
@@ -160,6 +161,8 @@ def _validate(cfg: Config, p):
         raise InputError(f"{p}: [train] schedule must be cosine or wsd, got {t.schedule!r}")
     if t.device not in ("auto", "cpu", "cuda"):
         raise InputError(f"{p}: [train] device must be auto, cpu or cuda, got {t.device!r}")
+    if m.min_layers < 1:
+        raise InputError(f"{p}: [model] min_layers must be at least 1")
     if m.seq_len < 8 or m.head_dim < 8:
         raise InputError(f"{p}: [model] seq_len and head_dim must be at least 8")
 
@@ -169,10 +172,10 @@ def _validate(cfg: Config, p):
 
 def shape_for(target_params: float, vocab_size: int, m: ModelConfig) -> Shape:
     """The documented shape rule: among shapes with d_model a multiple of 8 and d_model / n_layer within a factor 2
-    of `aspect`, the one whose non-embedding parameter count is closest (in log) to the target, with a small
-    penalty for straying from `aspect`. Heads: d_model // head_dim (at least 1, dividing d_model)."""
+    of `aspect` and at least `min_layers` layers, the one whose non-embedding parameter count is closest (in log)
+    to the target, with a small penalty for straying from `aspect`. Heads: d_model // head_dim (at least 1, dividing d_model)."""
     best, best_score = None, math.inf
-    for n_layer in range(1, 65):
+    for n_layer in range(max(1, m.min_layers), 65):
         for k in range(1, 1025):
             d = 8 * k
             ratio = d / n_layer

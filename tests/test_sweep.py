@@ -183,3 +183,11 @@ def test_sweep_bad_data_is_one_line_exit_2_and_writes_nothing(tmp_path, data, ne
     assert r.exit_code == 2 and needle in r.stderr and "Traceback" not in r.output, r.output
     assert len(r.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_min_layers_keeps_every_shape_at_least_that_deep():
+    from scalepredict.plan import ModelConfig, shape_for
+
+    shallow = shape_for(8000, 256, ModelConfig(seq_len=64, aspect=16, head_dim=16))
+    deep = shape_for(8000, 256, ModelConfig(seq_len=64, aspect=16, head_dim=16, min_layers=2))
+    assert shallow.n_layer == 1 and (deep.n_layer, deep.d_model) == (2, 16)
