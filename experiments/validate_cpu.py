@@ -18,6 +18,7 @@ About an hour on 2 CPU cores: ~5 min for the fitted sweep, the rest for the thre
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -51,6 +52,9 @@ def main():
     ap.add_argument("--device", default="auto")
     ap.add_argument("--config", default="cpu-validate", help="cpu-validate, cpu-validate-deep or a TOML file")
     ap.add_argument("--name", default=None, help="figure name (default: the config's name)")
+    ap.add_argument("--target-from", type=Path, default=None,
+                    help="compare with the target runs already trained in this sweep folder (its runs.jsonl) "
+                         "instead of training them")
     args = ap.parse_args()
 
     cfg = load_config(args.config)
@@ -67,9 +71,11 @@ def main():
                    sweep=replace(cfg.sweep, budgets=[target], min=None, max=None, count=1, repeat_smallest=0,
                                  targets=[]))
     t1 = time.time()
-    run_sweep(tcfg, args.out / "target", device=args.device, finish=False)
+    target_dir = args.target_from or args.out / "target"
+    if args.target_from is None:
+        run_sweep(tcfg, target_dir, device=args.device, finish=False)
     t_target = time.time() - t1
-    truth_table = load_runs(args.out / "target" / "runs.jsonl")
+    truth_table = load_runs(target_dir / "runs.jsonl")
     (truth,) = frontier(truth_table)
     pred = fit.predict(compute=truth.compute)[0]
     rel = pred["loss"] / truth.loss - 1
@@ -91,7 +97,9 @@ def main():
         "actual": truth.loss, "actual_method": truth.method, "actual_best_params": truth.params,
         "rel_error": rel, "covered": bool(covered),
         "seed_noise": noise, "seed_losses": seeds, "target_runs": runs,
-        "wall_seconds": {"fitted_sweep": round(t_fit), "target_runs": round(t_target)},
+            "wall_seconds": {"fitted_sweep": round(t_fit), "target_runs": round(t_target)},
+        "train_seconds": {"fitted_runs": round(sum(r.get("wall_seconds", 0) for r in fitted.records)),
+                          "target_runs": round(sum(r.get("wall_seconds", 0) for r in truth_table.records))},
     }
     if fit_chin is not None:
         c = fit_chin.predict(compute=truth.compute)[0]
@@ -127,8 +135,13 @@ def main():
     lines += ["", "| run at the target | params | tokens | loss | train s |", "|---|---|---|---|---|"]
     lines += [f"| {r['run']} | {int(r['params']):,} | {int(r['tokens']):,} | {r['loss']:.4f} | {r['train_seconds']:.0f} |"
               for r in runs]
-    lines += ["", f"Wall time: fitted sweep {t_fit:.0f} s, target runs {t_target:.0f} s (this invocation; "
-              "a resumed run counts only what it trained). Reproduce: `python experiments/validate_cpu.py`.", ""]
+    if args.target_from is not None:
+        lines += ["", f"The target runs were not trained here: they are those of {args.target_from}, made with that "
+                  "folder's config (its shape rule may differ from this one's)."]
+    ts = result["train_seconds"]
+    lines += ["", f"Training time of the runs (2 CPU cores here): fitted {ts['fitted_runs']} s, target "
+              f"{ts['target_runs']} s; this invocation took {t_fit + t_target:.0f} s. Reproduce: `python experiments/validate_cpu.py"
+              + "".join(f" {a}" for a in sys.argv[1:]) + "`.", ""]
     atomic_write_text(args.figures / f"{name}.md", "\n".join(lines))
     print("\n".join(lines))
 

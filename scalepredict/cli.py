@@ -198,6 +198,10 @@ def fit(inputs, out, as_json, **kw):
         click.echo(f"{name:>8} {_num(result.values[i]):>12} {_num(result.stderr[i]):>10}  {band}")
     click.echo(f"compute range {_num(result.data.compute.min())} .. {_num(result.max_compute)} FLOPs; "
                f"residual scale {_num(result.noise_sigma)} (log loss)")
+    if result.seed_noise:
+        sn = result.seed_noise
+        click.echo(f"seed-to-seed scatter {_num(sn['sigma'])} (log loss, {sn['dof']} dof from {sn['groups']} repeated "
+                   f"run(s)): the floor of every interval's noise term")
     if result.law.name == "chinchilla":
         a = result.value("beta") / (result.value("alpha") + result.value("beta"))
         click.echo(f"compute-optimal: N* ~ C^{a:.3f}, D* ~ C^{1 - a:.3f}")

@@ -184,6 +184,7 @@ class Fit:
     warnings: list[str] = field(default_factory=list)
     inputs: list[dict] = field(default_factory=list)
     n_starts: int = 0
+    seed_noise: dict | None = None  # {"sigma", "dof", "groups"}: log-loss scatter of repeated runs (other seeds)
 
     @property
     def n_points(self) -> int:
@@ -278,6 +279,11 @@ class Fit:
         # the bootstrap could not be run
         p_lo, p_hi = (boot_lo, boot_hi) if boot_lo is not None else (delta_sig, delta_sig)
         noise = np.full(m, t_over_z * (self.noise_sigma or 0.0))
+        if self.seed_noise and self.seed_noise.get("sigma"):
+            # a few points leave the residual scale badly estimated; repeated seeds measure a run's own noise,
+            # which no law can predict away: the larger of the two stands for the new run's scatter
+            t_seed = float(stats.t.ppf(0.5 + level / 2, df=max(self.seed_noise["dof"], 1))) / z
+            noise = np.maximum(noise, t_seed * self.seed_noise["sigma"])
         decades = np.maximum(0.0, np.log10(np.atleast_1d(compute) / self.max_compute))
         model = self.model_error_per_decade * decades
         lo = np.sqrt(p_lo**2 + noise**2 + model**2)
@@ -335,6 +341,7 @@ class Fit:
             "objective": {"loss": "linear" if self.delta is None else "huber", "delta": self.delta,
                           "value": float(self.cost), "space": "log", "n_starts": self.n_starts},
             "noise_sigma": f(self.noise_sigma),
+            "seed_noise": self.seed_noise,
             "model_error_per_decade": self.model_error_per_decade,
             "at_bound": self.at_bound,
             "points": [
@@ -372,7 +379,8 @@ class Fit:
                       obj_["value"], bool(obj["converged"]), obj.get("noise_sigma"), samples,
                       boot["requested"] if boot else 0, boot["seed"] if boot else 0,
                       float(obj.get("model_error_per_decade", MODEL_ERROR_PER_DECADE)), list(obj.get("at_bound", [])),
-                      list(obj.get("warnings", [])), list(obj.get("inputs", [])), int(obj_.get("n_starts", 0)))
+                      list(obj.get("warnings", [])), list(obj.get("inputs", [])), int(obj_.get("n_starts", 0)),
+                      obj.get("seed_noise"))
         except InputError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
@@ -512,7 +520,24 @@ def fit_law(
     if not converged:
         warnings.append("the optimizer did not report convergence: treat the parameters with care")
     return Fit(law, values, stderr, cov, data, residuals, delta, best_cost, converged, noise_sigma, samples,
-               n_bootstrap, seed, model_error_per_decade, at_bound, warnings, inputs or [], len(starts))
+               n_bootstrap, seed, model_error_per_decade, at_bound, warnings, inputs or [], len(starts),
+               seed_noise(table))
+
+
+def seed_noise(table: RunTable) -> dict | None:
+    """Pooled standard deviation of log loss over groups of runs with the same params and compute (repeats with
+    other seeds, as a sweep's repeat_smallest makes), with its degrees of freedom; None without repeats."""
+    params, compute, loss = table.params, table.compute, table.loss
+    ok = np.isfinite(params) & np.isfinite(compute) & np.isfinite(loss)
+    groups: dict[tuple, list[float]] = {}
+    for n, c, l in zip(params[ok], compute[ok], loss[ok]):
+        groups.setdefault((round(math.log(n), 6), round(math.log(c), 6)), []).append(math.log(l))
+    reps = [np.array(g) for g in groups.values() if len(g) >= 2]
+    dof = sum(len(g) - 1 for g in reps)
+    if not dof:
+        return None
+    sigma = math.sqrt(sum(float(np.sum((g - g.mean()) ** 2)) for g in reps) / dof)
+    return {"sigma": sigma, "dof": dof, "groups": len(reps)}
 
 
 def _covariance(law, X, logL, u, values, at_bound, noise_sigma):

@@ -98,7 +98,13 @@ class Config:
         return d
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of the values that differ from the defaults: a later version that adds a setting (with a default
+        that keeps the old behaviour) still resumes the sweeps of an earlier one."""
+        d = self.as_dict()
+        for name in ("data", "model", "sweep", "train"):
+            default = asdict(type(getattr(self, name))())
+            d[name] = {k: v for k, v in d[name].items() if default.get(k, object()) != v}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _section(cls, values, where):

@@ -151,3 +151,24 @@ def test_corrupt_or_foreign_fit_file_is_an_input_error(tmp_path):
     p.write_text(json.dumps({"format": 1, "law": "compute"}))
     with pytest.raises(InputError, match="not a valid scalepredict fit file"):
         load_fit(p)
+
+
+def test_repeated_seeds_set_a_floor_under_the_prediction_noise():
+    from scalepredict.fit import seed_noise
+    from scalepredict.runs import RunTable
+
+    rows = synthetic_compute_runs(noise=0.0)
+    for r in rows:
+        r["params"], r["tokens"] = 1e6, r["compute"] / 6e6
+    base = fit_law(RunTable(list(rows), ["x"]), "compute", n_bootstrap=0, all_points=True)
+    assert base.seed_noise is None
+    repeats = [dict(rows[0], run=f"r0-s{k}", loss=rows[0]["loss"] * f) for k, f in ((1, 1.02), (2, 0.99))]
+    table = RunTable(rows + repeats, ["x"])
+    sn = seed_noise(table)
+    logs = np.log([rows[0]["loss"], rows[0]["loss"] * 1.02, rows[0]["loss"] * 0.99])
+    assert sn == {"sigma": pytest.approx(np.std(logs, ddof=1), rel=1e-9), "dof": 2, "groups": 1}
+    fit = fit_law(table, "compute", n_bootstrap=0, all_points=True)
+    p = fit.predict(compute=1e21)[0]
+    t90 = 2.919985580355516  # Student t, 2 dof, 0.95 quantile
+    assert p["sigma"]["noise"] == pytest.approx(t90 / 1.6448536269514722 * sn["sigma"], rel=1e-6)
+    assert p["upper"] / p["loss"] > base.predict(compute=1e21)[0]["upper"] / base.predict(compute=1e21)[0]["loss"]

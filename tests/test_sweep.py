@@ -191,3 +191,13 @@ def test_min_layers_keeps_every_shape_at_least_that_deep():
     shallow = shape_for(8000, 256, ModelConfig(seq_len=64, aspect=16, head_dim=16))
     deep = shape_for(8000, 256, ModelConfig(seq_len=64, aspect=16, head_dim=16, min_layers=2))
     assert shallow.n_layer == 1 and (deep.n_layer, deep.d_model) == (2, 16)
+
+
+def test_config_digest_ignores_settings_left_at_their_default(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(TINY)
+    plain = load_config(str(p))
+    p.write_text(TINY.replace("[model]\n", "[model]\nmin_layers = 1\n"))
+    assert load_config(str(p)).digest() == plain.digest()
+    p.write_text(TINY.replace("[model]\n", "[model]\nmin_layers = 2\n"))
+    assert load_config(str(p)).digest() != plain.digest()
