@@ -515,6 +515,15 @@ def fit_law(
         if samples is None or len(samples) < 20:
             warnings.append("bootstrap failed: too few distinct points for resamples to be fitted")
             samples = None
+    if samples is not None:
+        # an irreducible floor the data cannot pin down moves every far extrapolation: say so
+        for j, pp in enumerate(law.params):
+            if pp.name in ("c", "E") and pp.name not in at_bound and values[j] > 0:
+                q_lo, q_hi = np.quantile(samples[:, j], [0.05, 0.95])
+                if q_lo < 0.5 * values[j] or q_hi > 1.5 * values[j]:
+                    warnings.append(f"the floor {pp.name} = {values[j]:.4g} is not pinned down by these data (bootstrap "
+                                    f"90% range {q_lo:.4g} to {q_hi:.4g}); predictions far beyond the fitted range "
+                                    f"depend on it, and their intervals are wide for that reason")
     # a local optimum check: the polished point must not be beaten by any grid run
     converged = bool(best_ok) and best_cost <= float(np.min(cost)) * (1 + 1e-9) + 1e-15
     if not converged:

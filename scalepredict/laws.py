@@ -186,9 +186,10 @@ def optimal_allocation(theta, compute):
     E, A, B, alpha, beta = (np.asarray(theta)[..., i] for i in range(5))
     compute = np.asarray(compute, dtype=float)
     s = alpha + beta
-    G = (alpha * A / (beta * B)) ** (1.0 / s)
-    n_opt = G * (compute / 6.0) ** (beta / s)
-    d_opt = (compute / 6.0) ** (alpha / s) / G
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # alpha or beta at 0: an all-N/all-D limit
+        G = (alpha * A / (beta * B)) ** (1.0 / s)
+        n_opt = G * (compute / 6.0) ** (beta / s)
+        d_opt = (compute / 6.0) ** (alpha / s) / G
     return n_opt, d_opt
 
 

@@ -172,3 +172,10 @@ def test_repeated_seeds_set_a_floor_under_the_prediction_noise():
     t90 = 2.919985580355516  # Student t, 2 dof, 0.95 quantile
     assert p["sigma"]["noise"] == pytest.approx(t90 / 1.6448536269514722 * sn["sigma"], rel=1e-6)
     assert p["upper"] / p["loss"] > base.predict(compute=1e21)[0]["upper"] / base.predict(compute=1e21)[0]["loss"]
+
+
+def test_an_unidentified_floor_is_said():
+    well = fit_law(table(synthetic_compute_runs(n=16, lo=1e15, hi=1e22, noise=0.002)), "compute", n_bootstrap=300)
+    assert not any("not pinned down" in w for w in well.warnings)
+    short = fit_law(table(synthetic_compute_runs(n=8, lo=1e17, hi=3e17, noise=0.01)), "compute", n_bootstrap=300)
+    assert any("the floor c" in w and "not pinned down" in w for w in short.warnings)
