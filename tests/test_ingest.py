@@ -26,6 +26,12 @@ def curve(path, metric, fmt="auto"):
      (49, 2.620293617248535), (499, 1.668698787689209), 10),
     ("logs/hf_trainer_state/serial-lain-ai_rinna-gpt2-medium_finetune/trainer_state.json", "hf_trainer", "loss",
      (500, 0.4742), (3000, 0.0081), 6),
+    ("logs/hf_trainer_state/trainer_state_viz_sample/trainer_state.json", "hf_trainer", "eval_g0_loss",
+     (0, 5.741583347320557), (12030, 2.7486727237701416), 31),
+    ("logs/hf_trainer_state/trainer_state_viz_sample/trainer_state.json", "hf_trainer", "loss",
+     (401, 1.1074), (12030, 0.0549), 30),
+    ("logs/hf_trainer_state/serial-lain-ai_rinna-gpt2-medium_finetune/all_results.json", "hf_results", "eval_loss",
+     (3100, 0.006221685092896223), (3100, 0.006221685092896223), 1),
     ("logs/tensorboard/hf_trainer_serial-lain-ai/runs/Jun29_06-31-19_6a29ce405cda", "tensorboard", "train/loss",
      (500, 0.4742000102996826), (3000, 0.008100000210106373), 6),
 ])
@@ -48,6 +54,24 @@ def test_wandb_chart_export():
     c = next(c for c in curves if c.run == "OLMo-7B-run-038")
     assert c.steps[0] == 551000 and c.steps[-1] == 556000
     assert c.values[-1] == pytest.approx(2.393, abs=5e-4)
+
+
+def test_wandb_chart_export_pile_validation():
+    path = shared_file("logs/wandb_csv/wandb_export_2024-02-23T15_01_44.107-05_00.csv")
+    kind, curves = read_curves(path)
+    assert kind == "wandb" and len(curves) == 36
+    by = {c.run: c for c in curves}
+    assert all(c.metric == "eval/pile-validation/CrossEntropyLoss" for c in curves)
+    c = by["OLMo-7B-run-037"]
+    assert len(c.steps) == 19 and (c.steps[0], c.values[0]) == (532000, 1.9106271266937256)
+    assert (c.steps[-1], c.values[-1]) == (550000, 1.9088950157165527)
+    assert (by["OLMo-7B-run-038"].steps[-1], by["OLMo-7B-run-038"].values[-1]) == (556000, 1.9076638221740723)
+
+
+def test_hf_all_results_takes_step_and_compute_from_the_state_beside_it():
+    path = shared_file("logs/hf_trainer_state/serial-lain-ai_rinna-gpt2-medium_finetune/all_results.json")
+    (rec,) = load_table([path]).records
+    assert (rec["step"], rec["loss"], rec["compute"]) == (3100, 0.006221685092896223, 5757944306073600.0)
 
 
 def test_tensorboard_eval_loss_in_a_later_file():

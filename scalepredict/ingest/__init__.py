@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import InputError
 from ..runs import RunTable, load_runs
 from .curve import Curve
-from .hf_trainer import read_trainer_state
+from .hf_trainer import looks_like_results, read_results, read_trainer_state
 from .lightning import read_metrics_csv
 from .meta import load_run_meta, meta_for
 from .stdout import TEXT_FORMATS, compile_pattern, read_text, text_curves
@@ -42,12 +42,13 @@ __all__ = ["Curve", "FORMATS", "TEXT_FORMATS", "curves_to_records", "detect", "l
 
 DEFAULT_METRIC = {"build_nanogpt": "val_loss", "llmc": "val_loss", "nanogpt": "val_loss",
                   "modded_nanogpt": "val_loss", "megatron": "val_loss", "hf_trainer": "eval_loss",
+                  "hf_results": "eval_loss",
                   "lightning": "val_loss", "tensorboard": "eval/loss", "pattern": "value"}
 
 # ---- detection and dispatch --------------------------------------------------------------------------------
 
-FORMATS = ("auto", "runs", "hf_trainer", "lightning", "wandb", "wandb_runs", "tensorboard", "llmc", "nanogpt",
-           "modded_nanogpt", "megatron", "build_nanogpt", "pattern")
+FORMATS = ("auto", "runs", "hf_trainer", "hf_results", "lightning", "wandb", "wandb_runs", "tensorboard", "llmc",
+           "nanogpt", "modded_nanogpt", "megatron", "build_nanogpt", "pattern")
 
 
 def detect(path: Path, text: str | None) -> str:
@@ -57,6 +58,12 @@ def detect(path: Path, text: str | None) -> str:
     stripped = head.lstrip()
     if '"log_history"' in head:
         return "hf_trainer"
+    if stripped.startswith("{"):
+        try:
+            if looks_like_results(json.loads(text)):
+                return "hf_results"
+        except json.JSONDecodeError:
+            pass
     if stripped.startswith(("{", "[")):
         return "runs"
     first = head.split("\n", 1)[0]
@@ -97,14 +104,15 @@ def read_curves(path, fmt: str = "auto", pattern: str | None = None) -> tuple[st
         curves = text_curves(path, text, [(compile_pattern(pattern), "value")], fmt)
     elif fmt in TEXT_FORMATS:
         curves = text_curves(path, text, TEXT_FORMATS[fmt], fmt)
-    elif fmt == "hf_trainer":
+    elif fmt in ("hf_trainer", "hf_results"):
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}); truncated?") from None
         if not isinstance(obj, dict):
-            raise InputError(f"{path}: not a trainer_state.json object")
-        curves = read_trainer_state(path, obj)
+            raise InputError(f"{path}: not a Hugging Face {'trainer_state' if fmt == 'hf_trainer' else 'results'} "
+                             f"JSON object")
+        curves = read_trainer_state(path, obj) if fmt == "hf_trainer" else read_results(path, obj)
     elif fmt == "lightning":
         curves = read_metrics_csv(path, text)
     elif fmt == "wandb":

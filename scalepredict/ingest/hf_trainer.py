@@ -1,4 +1,5 @@
-"""Hugging Face Trainer: trainer_state.json (log_history), with config.json beside it where present."""
+"""Hugging Face Trainer: trainer_state.json (log_history), and the all_results.json / train_results.json /
+eval_results.json summaries of run_clm-style scripts, with config.json (and trainer_state.json) beside them."""
 
 from __future__ import annotations
 
@@ -9,17 +10,30 @@ from .curve import Curve
 from .meta import flatten, run_meta_from
 
 
+RESULT_KEYS = ("train_runtime", "eval_runtime", "train_samples", "eval_samples", "train_loss", "eval_loss")
+
+
+def looks_like_results(obj) -> bool:
+    """An all_results.json-style summary: one flat object of final metrics."""
+    return isinstance(obj, dict) and "log_history" not in obj and sum(k in obj for k in RESULT_KEYS) >= 2
+
+
+def _beside(path, name) -> dict:
+    f = path.parent / name
+    if not f.exists():
+        return {}
+    try:
+        obj = json.loads(f.read_text(errors="replace"))
+    except json.JSONDecodeError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 def read_trainer_state(path, obj):
     hist = obj.get("log_history")
     if not isinstance(hist, list):
         raise InputError(f"{path}: no log_history list (not a Hugging Face trainer_state.json)")
-    flat = {}
-    cfg = path.parent / "config.json"  # a checkpoint folder holds the model's config beside the state
-    if cfg.exists():
-        try:
-            flat.update(flatten(json.loads(cfg.read_text(errors="replace"))))
-        except json.JSONDecodeError:
-            pass
+    flat = flatten(_beside(path, "config.json"))  # a checkpoint folder holds the model's config beside the state
     flat.update({k: v for k, v in obj.items() if k != "log_history" and not isinstance(v, (dict, list))})
     meta = run_meta_from(flat)
     meta.pop("tokens", None)  # num_input_tokens_seen is 0 unless the Trainer counted; per-entry values come below
@@ -40,3 +54,16 @@ def read_trainer_state(path, obj):
         if all(t is None for t in c.tokens):
             c.tokens = None
     return list(curves.values())
+
+
+def read_results(path, obj):
+    """all_results.json and friends: each numeric key is a one-point curve at the run's last step (global_step of
+    a trainer_state.json beside it, else 0); params and compute from config.json and trainer_state.json."""
+    state = _beside(path, "trainer_state.json")
+    flat = flatten(_beside(path, "config.json"))
+    flat.update({k: v for k, v in state.items() if k != "log_history" and not isinstance(v, (dict, list))})
+    meta = run_meta_from(flat)
+    meta.pop("tokens", None)
+    step = int(state.get("global_step") or 0)
+    return [Curve(path.parent.name, k, [step], [float(v)], None, str(path), meta=meta) for k, v in obj.items()
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
