@@ -352,7 +352,9 @@ def backtest(inputs, factors, level, as_json, **kw):
 @click.option("--dry-run", is_flag=True, help="Print the plan and the estimated time; train nothing.")
 @click.option("--launcher", type=click.Choice(["local", "submitit"]), default="local", show_default=True)
 @click.option("--keep-checkpoints", is_flag=True, help="Keep each run's state.pt after it finishes.")
-def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints):
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
+              help="CPU: train this many runs at once, each with cores/jobs threads (small models gain most).")
+def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs):
     """Train small runs at several compute budgets with one recipe, then fit, predict and plot."""
     from .plan import load_config
     from .train.sweep import run_sweep
@@ -361,7 +363,7 @@ def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints):
     if out == Path("sweeps/cpu-demo") and cfg.name != "cpu-demo":
         out = Path("sweeps") / cfg.name
     run_sweep(cfg, out, device=device, resume=resume, dry_run=dry_run, launcher=launcher, echo=click.echo,
-              keep_state=keep_checkpoints)
+              keep_state=keep_checkpoints, jobs=jobs)
 
 
 def _is_fit_file(path: Path) -> bool:

@@ -86,7 +86,8 @@ def print_plan(specs, cfg, corpus, device, echo):
 
 
 def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False, dry_run: bool = False,
-              launcher: str = "local", echo=print, keep_state: bool = False, finish: bool = True) -> dict | None:
+              launcher: str = "local", echo=print, keep_state: bool = False, finish: bool = True,
+              jobs: int = 1) -> dict | None:
     """Train every planned run not yet in OUT/runs.jsonl, then (if `finish`) fit, predict, plot and report."""
     from .data import load_corpus
     from .trainer import pick_device, train_run
@@ -138,8 +139,12 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         echo(f"resuming {out}: {len(done)} of {len(specs)} runs finished, {len(pending)} to go")
     total_flops = sum(s.compute for s in specs)
     done_flops = sum(s.compute for s in specs if s.id in done)
+    if jobs > 1 and device != "cpu":
+        raise InputError(f"--jobs {jobs}: parallel runs are for CPU sweeps (one GPU trains one run at a time)")
     if launcher == "submitit":
         _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo)
+    elif launcher == "local" and jobs > 1:
+        _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jobs, keep_state)
     elif launcher == "local":
         from tqdm.auto import tqdm
 
@@ -174,6 +179,62 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     meta["finished"] = _now()
     atomic_write_json(meta_path, meta)
     return finish_sweep(cfg, out, echo) if finish else None
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(data: dict, threads: int):
+    import torch
+
+    from .data import load_corpus
+
+    torch.set_num_threads(threads)
+    _WORKER["corpus"] = load_corpus(data)
+
+
+def _worker_run(spec, cfg, out, device, keep_state):
+    from .trainer import train_run
+
+    return train_run(spec, _WORKER["corpus"], cfg.train, Path(out) / "runs" / spec.id, device, cfg.data.val_tokens,
+                     keep_state=keep_state)
+
+
+def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jobs, keep_state):
+    """`jobs` runs at once on CPU, each in its own process with cores // jobs threads: tiny models do not use two
+    threads well (benchmarks/throughput.py), so two one-thread runs finish sooner than two two-thread runs in turn.
+    Records are appended as runs finish (runs.jsonl order is finishing order); an interrupted sweep resumes as usual."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    threads = max(1, (cfg.train.threads or os.cpu_count() or 1) // jobs)
+    total = sum(s.compute for s in specs)
+    bar = tqdm(total=total, initial=sum(s.compute for s in specs if s.id in done), unit="FLOP", unit_scale=True,
+               desc=f"sweep ({jobs} jobs)", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    t_start, finished = time.time(), len(done)
+    # largest first: the long runs start early and the small ones fill the gaps at the end
+    order = sorted(pending, key=lambda s: -s.compute)
+    ex = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(dict(cfg.data.__dict__), threads))
+    try:
+        futures = {ex.submit(_worker_run, spec, cfg, str(out), device, keep_state): spec for spec in order}
+        for fut in as_completed(futures):
+            spec, rec = futures[fut], fut.result()
+            append_line(runs_path, json.dumps(rec))
+            bar.update(spec.compute)
+            finished += 1
+            if not sys.stderr.isatty():
+                loss = f"loss {rec['loss']:.4f}" if rec["status"] == "ok" else rec["status"].upper()
+                echo(f"[{finished}/{len(specs)}] {spec.id}: {spec.shape.params:,} params, {spec.tokens:,} tokens, "
+                     f"{loss}, {rec['wall_seconds']:.1f}s; {time.time() - t_start:.0f}s elapsed")
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)  # queued runs are not started; running ones keep checkpoints
+        raise
+    ex.shutdown()
+    bar.close()
 
 
 def _submitit_job(spec, cfg, out, device):
