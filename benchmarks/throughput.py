@@ -7,7 +7,7 @@ matmul measured in the same process. On CUDA (--device cuda) it also reports MFU
 (--peak, default 989e12 for an H100 SXM) for a model of --params (default 50M). On CPU it also prints the FLOP/s
 of the model's own matmul shapes alone: the ceiling a model this narrow can reach here.
 
-    python benchmarks/throughput.py [--config cpu-demo] [--steps 20] [--json]
+    python benchmarks/throughput.py [--config cpu-demo] [--steps 20] [--jobs 2] [--json]
 """
 
 from __future__ import annotations
@@ -79,6 +79,19 @@ def train_flops(shape: Shape, batch: int, steps: int, device: str, compile_: boo
     return shape.train_flops_per_token * batch * shape.seq_len * steps / (time.perf_counter() - t)
 
 
+def _one_thread_train_flops(args):
+    torch.set_num_threads(1)
+    return train_flops(*args)
+
+
+def parallel_train_flops(shape: Shape, batch: int, steps: int, jobs: int) -> float:
+    """Summed FLOP/s of `jobs` one-thread processes training the model at once (`scalepredict sweep --jobs`)."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(jobs) as pool:
+        return sum(pool.map(_one_thread_train_flops, [(shape, batch, steps, "cpu")] * jobs))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="cpu-demo")
@@ -86,6 +99,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--params", type=float, default=50e6)
     ap.add_argument("--peak", type=float, default=989e12)
+    ap.add_argument("--jobs", type=int, default=2, help="CPU: also time this many one-thread runs at once (0: skip)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     cfg = load_config(args.config)
@@ -96,6 +110,9 @@ def main():
     out = {"train_flops_per_s": tf, "matmul_flops_per_s": mm, "ratio": tf / mm, "model_matmul_flops_per_s": own,
            "model": spec.shape.as_dict(), "batch_size": spec.batch_size, "device": args.device,
            "threads": torch.get_num_threads()}
+    if args.device == "cpu" and args.jobs > 1:
+        par = parallel_train_flops(spec.shape, spec.batch_size, args.steps * 2, args.jobs)
+        out.update({"parallel_jobs": args.jobs, "parallel_train_flops_per_s": par, "parallel_ratio": par / mm})
     if args.device == "cuda":
         shape = shape_for(args.params, 50304, cfg.model.__class__(seq_len=1024, aspect=64, head_dim=64))
         big = train_flops(shape, 16, args.steps, "cuda", compile_=True)
@@ -109,6 +126,10 @@ def main():
             print(f"the model's own matmul shapes ({spec.batch_tokens} x {spec.shape.d_model}-wide) alone run at "
                   f"{own / 1e9:.1f} GFLOP/s ({own / mm:.2f} of the square matmul): training reaches "
                   f"{tf / own:.2f} of that ceiling")
+        if "parallel_ratio" in out:
+            par = out["parallel_train_flops_per_s"]
+            print(f"{args.jobs} one-thread runs at once (sweep --jobs {args.jobs}): {par / 1e9:.1f} GFLOP/s together: "
+                  f"ratio {out['parallel_ratio']:.2f}")
         if "mfu" in out:
             print(f"{out['mfu_model_params']:,}-param model: {out['mfu_train_flops_per_s'] / 1e12:.1f} TFLOP/s, "
                   f"MFU {out['mfu']:.1%} of {args.peak / 1e12:.0f} TFLOP/s")
