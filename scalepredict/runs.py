@@ -315,25 +315,25 @@ def frontier(table: RunTable, tolerance_dex: float = GROUP_TOLERANCE_DEX, pareto
         compute = float(np.exp(np.mean(np.log(table.budget[g] if np.all(np.isfinite(table.budget[g])) else table.compute[g]))))
         n = table.params[g]
         point = None
+        mean_loss, sizes = table.loss[g], None
         if np.all(np.isfinite(n)):
             # repeated seeds of one size count once, at their mean loss (the min of several seeds is biased low)
-            sizes, inverse = np.unique(np.round(np.log(n), 6), return_inverse=True)
+            _, inverse = np.unique(np.round(np.log(n), 6), return_inverse=True)
             counts = np.bincount(inverse)
             mean_loss = np.bincount(inverse, weights=table.loss[g]) / counts
             sizes = np.bincount(inverse, weights=np.log(n)) / counts
             if len(sizes) < len(g):
                 best = int(g[np.flatnonzero(inverse == np.argmin(mean_loss))[0]])
-        if np.all(np.isfinite(n)) and len(sizes) >= 3:
+        if sizes is not None and len(sizes) >= 3:
             v = _vertex(sizes, mean_loss)
             if v is not None and v[1] > 0:
                 n_opt = float(np.exp(v[0]))
                 point = FrontierPoint(compute, float(v[1]), n_opt, compute / (6 * n_opt),
                                       "vertex", [int(i) for i in g], best)
         if point is None:
-            best_loss = float(np.min(mean_loss)) if np.all(np.isfinite(n)) else float(table.loss[best])
             point = FrontierPoint(
                 float(table.compute[best]) if len(g) == 1 else compute,
-                best_loss, float(table.params[best]), float(table.tokens[best]),
+                float(np.min(mean_loss)), float(table.params[best]), float(table.tokens[best]),
                 "single" if len(g) == 1 else "min", [int(i) for i in g], best,
             )
         points.append(point)
