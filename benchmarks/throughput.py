@@ -21,9 +21,7 @@ import torch
 
 from scalepredict.flops import Shape
 from scalepredict.plan import TrainConfig, load_config, plan, shape_for
-from scalepredict.train.data import get_batch
-from scalepredict.train.model import GPT
-from scalepredict.train.trainer import make_optimizer, train_step
+from scalepredict.train.trainer import time_train_steps
 
 
 def matmul_flops(device, n=1024, reps=20, dtype=torch.float32):
@@ -57,26 +55,11 @@ def model_matmul_flops(shape: Shape, tokens: int, reps: int = 30):
     return flops * reps / (time.perf_counter() - t)
 
 
-def train_flops(shape: Shape, batch: int, steps: int, device: str, compile_: bool = False, lr: float = 1e-3):
-    """FLOP/s of the sweep's own training step (trainer.train_step: autocast, clipping, fused AdamW) on batches
-    drawn the way the trainer draws them."""
-    torch.manual_seed(0)
-    model = GPT(shape).to(device)
-    fwd = torch.compile(model) if compile_ else model
-    t_cfg = TrainConfig()
-    opt = make_optimizer(model, lr, t_cfg)
+def train_flops(shape: Shape, batch: int, steps: int, device: str, compile_: bool = False):
+    """FLOP/s of the sweep's own training step (trainer.train_step: autocast, clipping, fused AdamW) on random
+    tokens, batched the way the trainer batches them."""
     data = np.random.default_rng(0).integers(0, shape.vocab_size, 1 << 20).astype(np.uint16)
-    rng = np.random.default_rng(0)
-    for i in range(steps + 3):
-        if i == 3:
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-        x, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in get_batch(data, batch, shape.seq_len, rng))
-        train_step(model, fwd, opt, x, y, t_cfg.grad_clip, device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return shape.train_flops_per_token * batch * shape.seq_len * steps / (time.perf_counter() - t)
+    return time_train_steps(shape, batch, steps, device, data, TrainConfig(), warmup=3, compile_=compile_)
 
 
 def _one_thread_train_flops(args):

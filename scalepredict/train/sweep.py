@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError, append_line, atomic_write_json
-from ..plan import Config, RunSpec, plan
+from ..plan import Config, plan
 
 
 def _now():
@@ -39,36 +39,12 @@ def read_finished(runs_path: Path) -> dict[str, dict]:
     return done
 
 
-def measure_throughput(spec: RunSpec, cfg: Config, corpus, device: str, steps: int = 6) -> float:
-    """Training FLOP/s of `spec`'s model over a few steps (after two warm-up steps)."""
-    import torch
-
-    from .data import get_batch
-    from .model import GPT
-
-    torch.manual_seed(0)
-    model = GPT(spec.shape).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    rng = np.random.default_rng(0)
-    for i in range(steps + 2):
-        if i == 2:
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-        x, y = (torch.from_numpy(a).to(device) for a in get_batch(corpus.train, spec.batch_size, spec.shape.seq_len, rng))
-        loss = model(x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return spec.shape.train_flops_per_token * spec.batch_tokens * steps / (time.perf_counter() - t)
-
-
 def print_plan(specs, cfg, corpus, device, echo):
+    from .trainer import time_train_steps
+
     flops_s = {}
     for s in {specs[0].shape: specs[0], specs[-1].shape: specs[-1]}.values():
-        flops_s[s.shape] = measure_throughput(s, cfg, corpus, device)
+        flops_s[s.shape] = time_train_steps(s.shape, s.batch_size, 6, device, corpus.train, cfg.train)
     rate = min(flops_s.values())  # the slower of the smallest and largest model: a cautious estimate
     echo(f"plan '{cfg.name}': {len(specs)} runs, data: {corpus.description} "
          f"({len(corpus.train):,} train / {len(corpus.val):,} val tokens)")

@@ -78,6 +78,28 @@ def train_step(model, train_model, opt, x, y, grad_clip: float, device: str):
     return loss
 
 
+def time_train_steps(shape, batch_size: int, steps: int, device: str, data: np.ndarray, t: TrainConfig,
+                     warmup: int = 2, compile_: bool = False, lr: float = 1e-3) -> float:
+    """Training FLOP/s of a fresh `shape` model over `steps` timed train_steps (after `warmup` untimed ones), on
+    batches drawn from `data` the way a run draws them: the dry run's estimate and the throughput benchmark."""
+    torch.manual_seed(0)
+    model = GPT(shape).to(device)
+    fwd = torch.compile(model) if compile_ else model
+    opt = make_optimizer(model, lr, t)
+    rng = np.random.default_rng(0)
+    for i in range(steps + warmup):
+        if i == warmup:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        batch = get_batch(data, batch_size, shape.seq_len, rng)
+        x, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in batch)
+        train_step(model, fwd, opt, x, y, t.grad_clip, device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return shape.train_flops_per_token * batch_size * shape.seq_len * steps / (time.perf_counter() - t0)
+
+
 def _save_state(path: Path, model, opt, step, extra):
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, **extra}, tmp)
