@@ -157,7 +157,7 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     return finish_sweep(cfg, out, echo) if finish else None
 
 
-_WORKER: dict = {}
+_WORKER: dict = {}  # per worker process (a --jobs worker or a SLURM job): the corpus, loaded once
 
 
 def _worker_init(data: dict, threads: int):
@@ -169,9 +169,13 @@ def _worker_init(data: dict, threads: int):
     _WORKER["corpus"] = load_corpus(data)
 
 
-def _worker_run(spec, cfg, out, device, keep_state):
+def _worker_run(spec, cfg, out, device, keep_state=False):
+    """One run in a worker process; the record goes back to the sweep process, which alone writes runs.jsonl."""
+    from .data import load_corpus
     from .trainer import train_run
 
+    if "corpus" not in _WORKER:
+        _WORKER["corpus"] = load_corpus(cfg.data.__dict__)
     return train_run(spec, _WORKER["corpus"], cfg.train, Path(out) / "runs" / spec.id, device, cfg.data.val_tokens,
                      keep_state=keep_state)
 
@@ -213,14 +217,6 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
     bar.close()
 
 
-def _submitit_job(spec, cfg, out, device):
-    from .data import load_corpus
-    from .trainer import train_run
-
-    corpus = load_corpus(cfg.data.__dict__)
-    return train_run(spec, corpus, cfg.train, Path(out) / "runs" / spec.id, device, cfg.data.val_tokens)
-
-
 def _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo):
     """One SLURM job per pending run (submitit); records are appended here as jobs finish."""
     try:
@@ -230,7 +226,7 @@ def _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo):
     ex = submitit.AutoExecutor(folder=str(out / "slurm"))
     ex.update_parameters(timeout_min=24 * 60, gpus_per_node=1 if device == "cuda" else 0, cpus_per_task=8,
                          name=f"scalepredict-{cfg.name}")
-    jobs = [(s, ex.submit(_submitit_job, s, cfg, str(out), device)) for s in pending]
+    jobs = [(s, ex.submit(_worker_run, s, cfg, str(out), device)) for s in pending]
     echo(f"submitted {len(jobs)} jobs to {ex.cluster}; waiting (rerun the same command to resume if interrupted)")
     for spec, job in jobs:
         rec = job.result()
