@@ -366,13 +366,14 @@ def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs
               keep_state=keep_checkpoints, jobs=jobs)
 
 
-def _is_fit_file(path: Path) -> bool:
-    """A fit file is one JSON object with `format` and `law` (a run table's rows have `loss`, never `law`)."""
+def _fit_file_object(path: Path) -> dict | None:
+    """The parsed fit file, or None where `path` is not one: a fit file is one JSON object with `format` and `law`
+    (a run table's rows have `loss`, never `law`)."""
     try:
         obj = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return False
-    return isinstance(obj, dict) and "format" in obj and "law" in obj and "loss" not in obj
+        return None
+    return obj if isinstance(obj, dict) and "format" in obj and "law" in obj and "loss" not in obj else None
 
 
 @cli.command()
@@ -391,14 +392,15 @@ def plot(inputs, target, held_out, level, out, **kw):
     INPUTS is a fit file (fit.json), or run tables and training logs, which are fitted first (same options as
     `fit`).
     """
-    from .fit import file_digest, fit_law, load_fit
+    from .fit import Fit, file_digest, fit_law
     from .plots import prediction_figure
     from .runs import frontier
 
     law, fit_kws = kw.pop("law"), _fit_kws(kw)
     held_kw = dict(kw)
-    if len(inputs) == 1 and _is_fit_file(inputs[0]):
-        fit = load_fit(inputs[0])
+    obj = _fit_file_object(inputs[0]) if len(inputs) == 1 else None
+    if obj is not None:
+        fit = Fit.from_dict(obj, str(inputs[0]))
     else:
         table = _load_table(inputs, kw)
         fit = fit_law(table, law, inputs=[file_digest(p) for p in inputs if Path(p).is_file()], **fit_kws)
