@@ -13,10 +13,8 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from scalepredict.backtest import backtest
-from scalepredict.fit import load_fit
+from scalepredict.fit import load_fit, seed_noise
 from scalepredict.plan import load_config
 from scalepredict.plots import backtest_figure, curves_figure, isoflop_figure, prediction_figure
 from scalepredict.runs import load_runs
@@ -36,10 +34,9 @@ def main():
     print(f"sweep wall time (this invocation) {time.time() - t:.0f} s")
     table = load_runs(args.out / "runs.jsonl")
     fit = load_fit(args.out / "fit.json")
-    seeds = [r["loss"] for r in table.records if r["run"].startswith("b0-") and r["run"].rsplit("-s", 1)[0] ==
-             next(x["run"] for x in table.records if x["run"].endswith("-s1")).rsplit("-s", 1)[0]]
-    noise = float(np.std(seeds, ddof=1) / np.mean(seeds)) if len(seeds) > 1 else float("nan")
-    print(f"seed-to-seed noise at the smallest budget: {noise:.2%} ({len(seeds)} seeds)")
+    sn = seed_noise(table)  # the repeated seeds of the smallest budget's centre run (repeat_smallest)
+    noise = sn["sigma"] if sn else float("nan")
+    print(f"seed-to-seed noise at the smallest budget: {noise:.2%} ({sn['dof'] + sn['groups'] if sn else 0} seeds)")
     bt = backtest(table, "compute", (10,))
     for c in bt["cases"]:
         print(f"k=10: {c['compute']:.3g} FLOPs predicted {c['predicted']:.4f} actual {c['actual']:.4f} "

@@ -23,25 +23,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from scalepredict.errors import atomic_write_json, atomic_write_text
-from scalepredict.fit import load_fit
+from scalepredict.fit import load_fit, seed_noise
 from scalepredict.plan import load_config
 from scalepredict.plots import prediction_figure
 from scalepredict.runs import frontier, load_runs
 from scalepredict.train.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def seed_noise(table) -> tuple[float, list[float]]:
-    """Relative standard deviation of the final loss over the seeds of the repeated smallest run."""
-    by_shape: dict[str, list[float]] = {}
-    for r in table.records:
-        by_shape.setdefault(r["run"].rsplit("-s", 1)[0], []).append(r["loss"])
-    losses = max(by_shape.values(), key=len)
-    return float(np.std(losses, ddof=1) / np.mean(losses)), losses
 
 
 def main():
@@ -80,7 +69,8 @@ def main():
     pred = fit.predict(compute=truth.compute)[0]
     rel = pred["loss"] / truth.loss - 1
     covered = pred["lower"] <= truth.loss <= pred["upper"]
-    noise, seeds = seed_noise(fitted)
+    sn = seed_noise(fitted)  # the repeated seeds of the smallest budget's centre run (repeat_smallest)
+    noise, n_seeds = (sn["sigma"], sn["dof"] + sn["groups"]) if sn else (float("nan"), 0)
     fit_chin = None
     if (args.out / "fit" / "fit-chinchilla.json").exists():
         fit_chin = load_fit(args.out / "fit" / "fit-chinchilla.json")
@@ -96,7 +86,7 @@ def main():
         "predicted": pred["loss"], "lower": pred["lower"], "upper": pred["upper"], "level": 0.9,
         "actual": truth.loss, "actual_method": truth.method, "actual_best_params": truth.params,
         "rel_error": rel, "covered": bool(covered),
-        "seed_noise": noise, "seed_losses": seeds, "target_runs": runs,
+        "seed_noise": noise, "seeds": n_seeds, "target_runs": runs,
             "wall_seconds": {"fitted_sweep": round(t_fit), "target_runs": round(t_target)},
         "train_seconds": {"fitted_runs": round(sum(r.get("wall_seconds", 0) for r in fitted.records)),
                           "target_runs": round(sum(r.get("wall_seconds", 0) for r in truth_table.records))},
@@ -126,7 +116,7 @@ def main():
         f"| trained frontier loss ({truth.method}) | {truth.loss:.4f} |",
         f"| relative error | {rel:+.2%} |",
         f"| truth inside the 90% interval | {'yes' if covered else 'no'} |",
-        f"| seed-to-seed noise at the smallest budget ({len(seeds)} seeds) | {noise:.2%} |",
+        f"| seed-to-seed noise at the smallest budget ({n_seeds} seeds) | {noise:.2%} |",
     ]
     if "chinchilla" in result:
         c = result["chinchilla"]
@@ -140,7 +130,7 @@ def main():
                   "folder's config (its shape rule may differ from this one's)."]
     ts = result["train_seconds"]
     lines += ["", f"Training time of the runs (2 CPU cores here): fitted {ts['fitted_runs']} s, target "
-              f"{ts['target_runs']} s; this invocation took {t_fit + t_target:.0f} s. Reproduce: `python experiments/validate_cpu.py"
+              f"{ts['target_runs']} s. Reproduce: `python experiments/validate_cpu.py"
               + "".join(f" {a}" for a in sys.argv[1:]) + "`.", ""]
     atomic_write_text(args.figures / f"{name}.md", "\n".join(lines))
     print("\n".join(lines))
