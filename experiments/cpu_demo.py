@@ -30,7 +30,7 @@ def main():
     args = ap.parse_args()
     cfg = load_config("cpu-demo")
     t = time.time()
-    run_sweep(cfg, args.out)
+    run_sweep(cfg, args.out, jobs="auto")
     print(f"sweep wall time (this invocation) {time.time() - t:.0f} s")
     table = load_runs(args.out / "runs.jsonl")
     fit = load_fit(args.out / "fit.json")
@@ -42,6 +42,20 @@ def main():
         print(f"k=10: {c['compute']:.3g} FLOPs predicted {c['predicted']:.4f} actual {c['actual']:.4f} "
               f"({c['rel_error']:+.2%}) in [{c['lower']:.4f}, {c['upper']:.4f}]: {'yes' if c['covered'] else 'NO'}")
     print(f"backtest k=10: mean |error| {bt['mape']:.2%}, coverage {bt['coverage']:.0%}")
+    # the same recipe's trained frontier at 1e14 (experiments/validate_cpu.py) checks the demo's own 1e14 prediction
+    check = None
+    truth_file = args.figures / "cpu-validate.json"
+    if truth_file.exists():
+        truth = json.loads(truth_file.read_text())
+        p = fit.predict(compute=[truth["target_compute"]])[0]
+        check = {"compute": truth["target_compute"], "predicted": p["loss"], "lower": p["lower"], "upper": p["upper"],
+                 "actual": truth["actual"], "rel_error": p["loss"] / truth["actual"] - 1,
+                 "covered": p["lower"] <= truth["actual"] <= p["upper"],
+                 "extrapolation": truth["target_compute"] / fit.max_compute}
+        print(f"the demo's prediction at {check['compute']:.3g} FLOPs ({check['extrapolation']:.0f}x its largest "
+              f"budget): {check['predicted']:.4f} in [{check['lower']:.4f}, {check['upper']:.4f}]; trained "
+              f"(validate_cpu.py): {check['actual']:.4f} ({check['rel_error']:+.2%}, "
+              f"{'inside' if check['covered'] else 'OUTSIDE'} the interval)")
     args.figures.mkdir(exist_ok=True)
     prediction_figure(fit, args.figures / "cpu-demo-prediction.png", targets=cfg.sweep.targets)
     isoflop_figure(table, args.figures / "cpu-demo-isoflop.png")
@@ -49,6 +63,7 @@ def main():
     curves_figure(args.out, args.figures / "cpu-demo-curves.png")
     (args.figures / "cpu-demo-summary.json").write_text(json.dumps(
         {"seed_noise": noise, "backtest_k10_mape": bt["mape"], "backtest_k10_coverage": bt["coverage"],
+         "backtest_k10_cases": len(bt["cases"]), "check_1e14": check,
          "params": {n: float(v) for n, v in zip(fit.law.names, fit.values)}}, indent=2) + "\n")
 
 

@@ -352,14 +352,19 @@ def backtest(inputs, factors, level, as_json, **kw):
 @click.option("--dry-run", is_flag=True, help="Print the plan and the estimated time; train nothing.")
 @click.option("--launcher", type=click.Choice(["local", "submitit"]), default="local", show_default=True)
 @click.option("--keep-checkpoints", is_flag=True, help="Keep each run's state.pt after it finishes.")
-@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
-              help="CPU: train this many runs at once, each with cores/jobs threads (small models gain most).")
+@click.option("--jobs", "-j", default="auto", show_default=True, metavar="N|auto",
+              help="CPU: train N runs at once, each with cores/N threads (small models gain most); auto: one "
+                   "one-thread run per core (at most 8) on CPU, 1 on CUDA or where [train] threads is set.")
 def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs):
     """Train small runs at several compute budgets with one recipe, then fit, predict and plot."""
     from .plan import load_config
     from .train.sweep import run_sweep
 
     cfg = load_config(config)
+    if jobs != "auto":
+        if not jobs.isdigit() or int(jobs) < 1:
+            raise InputError(f"--jobs must be a positive integer or auto, got {jobs!r}")
+        jobs = int(jobs)
     if out == Path("sweeps/cpu-demo") and cfg.name != "cpu-demo":
         out = Path("sweeps") / cfg.name
     run_sweep(cfg, out, device=device, resume=resume, dry_run=dry_run, launcher=launcher, echo=click.echo,

@@ -45,6 +45,7 @@ class ModelConfig:
     min_layers: int = 1  # 2 keeps every model able to form induction heads (Olsson et al. 2022)
     head_dim: int = 32
     mlp_ratio: int = 4
+    shape_rule: str = "closest"  # closest | monotone (see shape_for)
 
 
 @dataclass
@@ -163,6 +164,8 @@ def _validate(cfg: Config, p):
         raise InputError(f"{p}: [sweep] budgets and targets must be positive numbers")
     if s.sizes_per_budget < 1 or s.size_step <= 1:
         raise InputError(f"{p}: [sweep] needs sizes_per_budget >= 1 and size_step > 1")
+    if cfg.model.shape_rule not in ("closest", "monotone"):
+        raise InputError(f"{p}: [model] shape_rule must be closest or monotone, got {cfg.model.shape_rule!r}")
     if t.schedule not in ("cosine", "wsd"):
         raise InputError(f"{p}: [train] schedule must be cosine or wsd, got {t.schedule!r}")
     if t.device not in ("auto", "cpu", "cuda"):
@@ -177,9 +180,18 @@ def _validate(cfg: Config, p):
 
 
 def shape_for(target_params: float, vocab_size: int, m: ModelConfig) -> Shape:
-    """The documented shape rule: among shapes with d_model a multiple of 8 and d_model / n_layer within a factor 2
-    of `aspect` and at least `min_layers` layers, the one whose non-embedding parameter count is closest (in log)
-    to the target, with a small penalty for straying from `aspect`. Heads: d_model // head_dim (at least 1, dividing d_model)."""
+    """The documented shape rule. `closest`: among shapes with d_model a multiple of 8 and d_model / n_layer within
+    a factor 2 of `aspect` and at least `min_layers` layers, the one whose parameter count is closest (in log) to
+    the target, with a small penalty for straying from `aspect`. `monotone`: depth first, from the target alone
+    (n_layer = round((N / (12 aspect^2))^(1/3)), since N ~ 12 n_layer d_model^2 with d_model = aspect * n_layer),
+    at least `min_layers`; then the d_model (a multiple of 8, at least head_dim) whose parameter count is closest to the target. Depth
+    and width never shrink as the target grows, so the sizes of an IsoFLOP set form one family instead of jumping
+    between depths (closest may give 2 layers to a smaller model and 1 to a larger). Heads: d_model // head_dim
+    (at least 1, dividing d_model)."""
+    if m.shape_rule == "monotone":
+        layers = max(1, m.min_layers, round((target_params / (12 * m.aspect**2)) ** (1 / 3)))
+        return min((_shape(layers, d, vocab_size, m) for d in range(max(8, m.head_dim), 8193, 8)),
+                   key=lambda s: abs(math.log(s.params / target_params)))
     best, best_score = None, math.inf
     for n_layer in range(max(1, m.min_layers), 65):
         for k in range(1, 1025):
@@ -187,14 +199,18 @@ def shape_for(target_params: float, vocab_size: int, m: ModelConfig) -> Shape:
             ratio = d / n_layer
             if not (m.aspect / 2 <= ratio <= m.aspect * 2):
                 continue
-            n_head = max(1, d // m.head_dim)
-            while d % n_head:
-                n_head -= 1
-            s = Shape(n_layer, d, n_head, vocab_size, m.seq_len, m.mlp_ratio)
+            s = _shape(n_layer, d, vocab_size, m)
             score = abs(math.log(s.params / target_params)) + 0.05 * abs(math.log(ratio / m.aspect))
             if score < best_score:
                 best, best_score = s, score
     return best
+
+
+def _shape(n_layer: int, d: int, vocab_size: int, m: ModelConfig) -> Shape:
+    n_head = max(1, d // m.head_dim)
+    while d % n_head:
+        n_head -= 1
+    return Shape(n_layer, d, n_head, vocab_size, m.seq_len, m.mlp_ratio)
 
 
 @dataclass

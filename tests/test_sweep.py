@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -193,6 +194,23 @@ def test_min_layers_keeps_every_shape_at_least_that_deep():
     assert shallow.n_layer == 1 and (deep.n_layer, deep.d_model) == (2, 16)
 
 
+def test_monotone_shape_rule_never_shrinks_depth_or_width_as_the_target_grows():
+    from scalepredict.plan import ModelConfig, shape_for
+
+    m = ModelConfig(seq_len=64, aspect=32, head_dim=16, shape_rule="monotone")
+    shapes = [shape_for(t, 256, m) for t in np.geomspace(5e3, 3e7, 300)]
+    for a, b in zip(shapes, shapes[1:]):
+        assert b.n_layer > a.n_layer or (b.n_layer == a.n_layer and b.d_model >= a.d_model)
+    # by hand: (48,840 / (12 * 32^2))^(1/3) = 1.58 -> 2 layers; at d_model 40 the non-embedding count is
+    # 12*2*40^2 (blocks) + 5*40 (norm gains) + 40*256 (head) = 38,400 + 200 + 10,240 = 48,840
+    s = shape_for(48_840, 256, m)
+    assert (s.n_layer, s.d_model, s.params) == (2, 40, 48_840)
+    assert shape_for(1e6, 256, m).n_layer == round((1e6 / (12 * 32**2)) ** (1 / 3))
+    # the closest rule, for comparison, goes back from 2 layers to 1 as the target grows here
+    closest = [shape_for(t, 256, ModelConfig(seq_len=64, aspect=32, head_dim=16)) for t in (33_000, 52_000)]
+    assert [c.n_layer for c in closest] == [2, 1]
+
+
 def test_config_digest_ignores_settings_left_at_their_default(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text(TINY)
@@ -206,7 +224,8 @@ def test_config_digest_ignores_settings_left_at_their_default(tmp_path):
 def test_parallel_cpu_sweep_trains_every_run_once_to_the_same_losses(tmp_path):
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
-    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(tmp_path / "seq"), "--device", "cpu"])
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(tmp_path / "seq"), "--device", "cpu",
+                                 "--jobs", "1"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(tmp_path / "par"), "--device", "cpu",
                                  "--jobs", "2"])
@@ -220,3 +239,28 @@ def test_parallel_cpu_sweep_trains_every_run_once_to_the_same_losses(tmp_path):
         # one thread instead of two changes the order of float sums, and a trajectory drifts from there (~0.5%)
         assert x["loss"] == pytest.approx(seq[x["run"]]["loss"], rel=2e-2)
     assert (tmp_path / "par" / "fit.json").exists()
+
+
+def test_jobs_auto_is_one_run_per_core_on_cpu_only(monkeypatch, tmp_path):
+    from scalepredict.train.sweep import auto_jobs
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    cfg = load_config(str(cfg_path))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert auto_jobs(cfg, "cpu") == 2
+    assert auto_jobs(cfg, "cuda") == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert auto_jobs(cfg, "cpu") == 8
+    cfg_path.write_text(TINY.replace("[train]\n", "[train]\nthreads = 2\n"))
+    assert auto_jobs(load_config(str(cfg_path)), "cpu") == 1
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_jobs_value_is_one_line_exit_2(tmp_path, value):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(tmp_path / "o"), "--jobs", value])
+    assert r.exit_code == 2
+    assert f"--jobs must be a positive integer or auto, got {value!r}" in r.output
+    assert not (tmp_path / "o").exists()

@@ -39,12 +39,20 @@ def read_finished(runs_path: Path) -> dict[str, dict]:
     return done
 
 
-def print_plan(specs, cfg, corpus, device, echo):
+def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
+    import torch
+
     from .trainer import time_train_steps
 
     flops_s = {}
-    for s in {specs[0].shape: specs[0], specs[-1].shape: specs[-1]}.values():
-        flops_s[s.shape] = time_train_steps(s.shape, s.batch_size, 6, device, corpus.train, cfg.train)
+    threads = torch.get_num_threads()
+    if jobs > 1:  # time one run as each parallel worker runs it
+        torch.set_num_threads(max(1, threads // jobs))
+    try:
+        for s in {specs[0].shape: specs[0], specs[-1].shape: specs[-1]}.values():
+            flops_s[s.shape] = time_train_steps(s.shape, s.batch_size, 6, device, corpus.train, cfg.train)
+    finally:
+        torch.set_num_threads(threads)
     rate = min(flops_s.values())  # the slower of the smallest and largest model: a cautious estimate
     echo(f"plan '{cfg.name}': {len(specs)} runs, data: {corpus.description} "
          f"({len(corpus.train):,} train / {len(corpus.val):,} val tokens)")
@@ -56,14 +64,15 @@ def print_plan(specs, cfg, corpus, device, echo):
         total += secs
         echo(f"{s.id:<18} {s.budget:>9.3g} {s.shape.n_layer:>6} {s.shape.d_model:>7} {s.shape.params:>9,} "
              f"{s.tokens:>10,} {s.steps:>6} {s.lr:>8.2e} {secs:>8.0f}s")
-    echo(f"total {sum(s.compute for s in specs):.3g} FLOPs; about {total / 60:.1f} min on {device} "
-         f"(measured {rate / 1e9:.1f} GFLOP/s)")
+    total /= jobs
+    echo(f"total {sum(s.compute for s in specs):.3g} FLOPs; about {total / 60:.1f} min on {device}"
+         + (f" with {jobs} runs at once" if jobs > 1 else "") + f" (measured {rate / 1e9:.1f} GFLOP/s per run)")
     return total
 
 
 def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False, dry_run: bool = False,
               launcher: str = "local", echo=print, keep_state: bool = False, finish: bool = True,
-              jobs: int = 1) -> dict | None:
+              jobs: int | str = 1) -> dict | None:
     """Train every planned run not yet in OUT/runs.jsonl, then (if `finish`) fit, predict, plot and report."""
     from .data import load_corpus
     from .trainer import pick_device, train_run
@@ -75,8 +84,10 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         torch.set_num_threads(cfg.train.threads)
     corpus = load_corpus(cfg.data.__dict__)
     specs = plan(cfg, corpus.vocab_size)
+    if jobs == "auto":
+        jobs = auto_jobs(cfg, device) if launcher == "local" else 1
     if dry_run:
-        print_plan(specs, cfg, corpus, device, echo)
+        print_plan(specs, cfg, corpus, device, echo, jobs)
         return None
 
     out = Path(out)
@@ -155,6 +166,16 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     meta["finished"] = _now()
     atomic_write_json(meta_path, meta)
     return finish_sweep(cfg, out, echo) if finish else None
+
+
+def auto_jobs(cfg: Config, device: str) -> int:
+    """Runs at once for `--jobs auto`: one one-thread run per core on CPU (at most 8: each worker holds its own
+    torch and corpus), since a tiny model uses a second thread poorly; 1 on CUDA, or where [train] threads is set."""
+    import os
+
+    if device != "cpu" or cfg.train.threads:
+        return 1
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 _WORKER: dict = {}  # per worker process (a --jobs worker or a SLURM job): the corpus, loaded once
