@@ -143,13 +143,13 @@ def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(spec, *a, **k)
 
-    monkeypatch.setattr(trainer, "train_run", flaky)
-    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
+    monkeypatch.setattr(trainer, "train_run", flaky)  # in this process: the sequential path (--jobs 1)
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1"])
     assert r.exit_code == 130
     first = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
     assert first == calls[:3]
     monkeypatch.setattr(trainer, "train_run", original)
-    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1"])
     assert r.exit_code == 0, r.output
     runs = [json.loads(l) for l in (out / "runs.jsonl").read_text().splitlines()]
     ids = [x["run"] for x in runs]
@@ -264,3 +264,16 @@ def test_bad_jobs_value_is_one_line_exit_2(tmp_path, value):
     assert r.exit_code == 2
     assert f"--jobs must be a positive integer or auto, got {value!r}" in r.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name, min_budgets, min_span", [("cpu-demo", 5, 30), ("gpu-ladder", 6, 1000),
+                                                         ("cpu-validate", 5, 100), ("cpu-validate-deep", 5, 100)])
+def test_packaged_configs_plan_the_ladders_they_promise(name, min_budgets, min_span):
+    cfg = load_config(name)
+    specs = plan(cfg)
+    budgets = sorted({s.budget for s in specs})
+    assert len(budgets) >= min_budgets and budgets[-1] / budgets[0] >= min_span * (1 - 1e-9)
+    upper_half = 1.2 * (budgets[0] * budgets[-1]) ** 0.5
+    for b in budgets:  # a full IsoFLOP set in the upper half; smaller budgets may lose sizes to the smallest shape
+        assert len({s.shape for s in specs if s.budget == b}) >= (3 if b > upper_half else 1)
+    assert all(abs(s.compute / s.budget - 1) < 0.05 for s in specs)  # steps fill each budget
