@@ -130,6 +130,9 @@ def test_parameter_at_bound_is_reported():
     fit = fit_law(table([{"compute": c, "loss": 7.0 * c**-0.05} for c in C]), "compute", n_bootstrap=0)
     assert fit.at_bound == ["c"]
     assert any("at a bound" in w for w in fit.warnings)
+    from scalepredict.plots import _fmt_params  # the plot title says the bound, not a value like 9.7e-26
+
+    assert _fmt_params(fit).endswith("c=0 (at bound)")
 
 
 def test_fit_file_round_trip_gives_identical_predictions(tmp_path):
