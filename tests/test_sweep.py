@@ -277,3 +277,18 @@ def test_packaged_configs_plan_the_ladders_they_promise(name, min_budgets, min_s
     for b in budgets:  # a full IsoFLOP set in the upper half; smaller budgets may lose sizes to the smallest shape
         assert len({s.shape for s in specs if s.budget == b}) >= (3 if b > upper_half else 1)
     assert all(abs(s.compute / s.budget - 1) < 0.05 for s in specs)  # steps fill each budget
+
+
+def test_dry_run_prints_every_planned_run_and_writes_nothing(tmp_path):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    out = tmp_path / "o"
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--dry-run", "--device", "cpu",
+                                 "--jobs", "2"])
+    assert r.exit_code == 0, r.output
+    specs = plan(load_config(str(cfg_path)))
+    for s in specs:
+        assert s.id in r.output and f"{s.tokens:,}" in r.output
+    total = [line for line in r.output.splitlines() if line.startswith("total ")]
+    assert total and f"{sum(s.compute for s in specs):.3g} FLOPs" in total[0] and "with 2 runs at once" in total[0]
+    assert not out.exists()

@@ -5,6 +5,7 @@ predict, plot and report. Every result is written atomically; runs.jsonl gets on
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -53,20 +54,26 @@ def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
             flops_s[s.shape] = time_train_steps(s.shape, s.batch_size, 6, device, corpus.train, cfg.train)
     finally:
         torch.set_num_threads(threads)
-    rate = min(flops_s.values())  # the slower of the smallest and largest model: a cautious estimate
+    # each run at the rate interpolated (in log params) between the smallest and the largest model's measured rates
+    measured = sorted((sh.params, r) for sh, r in flops_s.items())
+    (p0, r0), (p1, r1) = measured[0], measured[-1]
+
+    def rate_of(params):
+        return r0 if p1 == p0 else float(np.interp(math.log(params), [math.log(p0), math.log(p1)], [r0, r1]))
     echo(f"plan '{cfg.name}': {len(specs)} runs, data: {corpus.description} "
          f"({len(corpus.train):,} train / {len(corpus.val):,} val tokens)")
     echo(f"{'run':<18} {'budget':>9} {'layers':>6} {'d_model':>7} {'params':>9} {'tokens':>10} {'steps':>6} "
          f"{'lr':>8} {'est. time':>9}")
     total = 0.0
     for s in specs:
-        secs = s.compute / rate
+        secs = s.compute / rate_of(s.shape.params)
         total += secs
         echo(f"{s.id:<18} {s.budget:>9.3g} {s.shape.n_layer:>6} {s.shape.d_model:>7} {s.shape.params:>9,} "
              f"{s.tokens:>10,} {s.steps:>6} {s.lr:>8.2e} {secs:>8.0f}s")
     total /= jobs
     echo(f"total {sum(s.compute for s in specs):.3g} FLOPs; about {total / 60:.1f} min on {device}"
-         + (f" with {jobs} runs at once" if jobs > 1 else "") + f" (measured {rate / 1e9:.1f} GFLOP/s per run)")
+         + (f" with {jobs} runs at once" if jobs > 1 else "")
+         + f" (measured {r0 / 1e9:.1f} to {r1 / 1e9:.1f} GFLOP/s per run, smallest to largest model)")
     return total
 
 
