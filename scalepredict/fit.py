@@ -491,12 +491,15 @@ def fit_law(
             cp = float(_huber_cost(law.log_predict(law.to_natural(up), X) - logL, delta))
         if cp <= best_cost * (1 + 1e-12):
             best_u, best_cost, best_ok = up, cp, ok or best_ok
+    # 3. parameters at a bound are set to it (lmfit's bound transform leaves e.g. c = 1e-25 for c >= 0), held fixed
+    # for the covariance, and said
+    at_bound, best_u = [], np.array(best_u, dtype=float)
+    for i, pp in enumerate(law.params):
+        if min(abs(best_u[i] - lo[i]), abs(best_u[i] - hi[i])) <= 1e-6 * max(1.0, abs(best_u[i])):
+            best_u[i] = lo[i] if abs(best_u[i] - lo[i]) <= abs(best_u[i] - hi[i]) else hi[i]
+            at_bound.append(pp.name)
     values = law.to_natural(best_u)
     residuals = np.reshape(law.log_predict(values, X) - logL, -1)
-
-    # 3. parameters at a bound are held fixed for the covariance, and said
-    at_bound = [pp.name for i, pp in enumerate(law.params)
-                if min(abs(best_u[i] - lo[i]), abs(best_u[i] - hi[i])) <= 1e-6 * max(1.0, abs(best_u[i]))]
     if at_bound:
         warnings.append(f"parameter(s) {', '.join(at_bound)} at a bound: the law's form is not supported by "
                         f"these data there; intervals treat them as fixed")

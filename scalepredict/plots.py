@@ -58,10 +58,8 @@ def _loss_label(fit_or_kind="nats/token"):
 def _fmt_params(fit) -> str:
     parts = []
     for name, v, s in zip(fit.law.names, fit.values, fit.stderr):
-        if name in fit.at_bound:  # e.g. a floor fitted to 1e-25: say the bound, not the rounding noise
-            parts.append(f"{name}={0 if abs(v) < 1e-12 else float(f'{v:.4g}'):g} (at bound)")
-            continue
-        parts.append(f"{name}={v:.4g}" + (f"±{s:.2g}" if np.isfinite(s) else ""))
+        parts.append(f"{name}={v:.4g}" + (" (at bound)" if name in fit.at_bound
+                                          else f"±{s:.2g}" if np.isfinite(s) else ""))
     return ", ".join(parts)
 
 

@@ -136,7 +136,7 @@ def write_report(source, out, targets=None, html: bool = False, level: float = 0
     q = fit.to_dict()["bootstrap"]
     for n, v, s in zip(fit.law.names, fit.values, fit.stderr):
         qq = q["quantiles"][n] if q else {}
-        value = (("0" if abs(v) < 1e-12 else fmt(float(v))) + " (at bound)") if n in fit.at_bound else fmt(float(v))
+        value = fmt(float(v)) + (" (at bound)" if n in fit.at_bound else "")
         L.append(f"| {n} | {value} | {fmt(float(s))} | {fmt(qq.get('0.05'))} | {fmt(qq.get('0.95'))} |")
     L.append("")
     L.append(f"Objective: {fit.to_dict()['objective']['loss']} loss on log-loss residuals"
