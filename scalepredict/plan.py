@@ -261,9 +261,16 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
     for bi, budget in enumerate(budgets(cfg)):
         # centre: N with tokens = r * N, i.e. budget = flops_per_token(N) * r * N ~ 6 r N^2
         centre = math.sqrt(budget / (6.0 * s.tokens_per_param))
-        offsets = np.arange(s.sizes_per_budget) - (s.sizes_per_budget - 1) / 2
-        seen = set()
-        for off in offsets:
+        # the IsoFLOP set: sizes_per_budget distinct shapes around the centre, size_step apart. Where the shape rule
+        # maps two targets to one shape (below the smallest model) or a size is too big for min_steps, the set is
+        # topped up with the next sizes outward (larger first), so every budget keeps its full set where it can.
+        n = s.sizes_per_budget
+        base = list(np.arange(n) - (n - 1) / 2)
+        extra = [base[-1] + k for k in range(1, n + 1)] + [base[0] - k for k in range(1, n + 1)]
+        seen, chosen = set(), []
+        for i, off in enumerate(base + extra):
+            if len(chosen) == n:
+                break
             shape = shape_for(centre * s.size_step**off, vocab_size, m)
             key = (shape.n_layer, shape.d_model)
             if key in seen:
@@ -272,17 +279,18 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
             batch_tokens = t.batch_size * m.seq_len
             steps = int(budget // (shape.train_flops_per_token * batch_tokens))
             if steps < s.min_steps:
-                if off == offsets[0] or shape == smallest:
+                if off == base[0] or shape == smallest:
                     raise InputError(
                         f"{cfg.source}: budget {budget:.3g} FLOPs is too small: the {shape.params:,}-parameter model "
                         f"gets {steps} steps of {batch_tokens} tokens (min_steps {s.min_steps}); the smallest model "
                         f"needs {smallest.train_flops_per_token * batch_tokens * s.min_steps:.3g} FLOPs")
                 continue
             warmup = max(1, min(round(shape.params / batch_tokens), round(t.warmup_max_frac * steps)))
-            specs.append(RunSpec(
+            chosen.append(RunSpec(
                 id=f"b{bi}-L{shape.n_layer}d{shape.d_model}-s{s.seed}", budget=float(budget), shape=shape,
                 tokens=steps * batch_tokens, steps=steps, batch_size=t.batch_size, lr=lr_for(shape.params, t),
                 warmup_steps=warmup, seed=s.seed))
+        specs += sorted(chosen, key=lambda sp: sp.shape.params)
         if not any(sp.budget == float(budget) for sp in specs):
             raise InputError(f"{cfg.source}: budget {budget:.3g} FLOPs leaves no model with {s.min_steps} steps")
     if s.repeat_smallest:

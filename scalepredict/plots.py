@@ -216,26 +216,51 @@ def backtest_figure(result: dict, path):
     _save(fig, path)
 
 
-def curves_figure(sweep_dir, path, max_runs: int = 40):
-    """Training curves of a sweep's runs (train loss against tokens), from runs/<id>/log.jsonl."""
+def curves_figure(sweep_dir, path, max_runs: int = 60, smooth: float = 0.9):
+    """Training curves of a sweep's runs from runs/<id>/log.jsonl: the train loss against tokens, smoothed by a
+    bias-corrected exponential moving average (`smooth`, 0 for raw; a small run's per-step loss is mostly batch
+    noise), shaded by budget, with each run's final validation loss as a dot. The y range leaves out the first
+    warmup transient so that the ends of the runs, which the fit uses, can be read."""
     plt = _plt()
     sweep_dir = Path(sweep_dir)
-    logs = sorted((sweep_dir / "runs").glob("*/log.jsonl"))[:max_runs]
+
+    def budget_index(p):  # run folders are b<budget index>-L<layers>d<width>-s<seed>
+        head = p.parent.name.split("-")[0]
+        return int(head[1:]) if head[1:].isdigit() else 0
+
+    logs = sorted((sweep_dir / "runs").glob("*/log.jsonl"), key=lambda p: (budget_index(p), p.parent.name))
     if not logs:
         raise InputError(f"{sweep_dir}: no runs/*/log.jsonl to draw")
+    if len(logs) > max_runs:  # keep the budgets' spread: every k-th run
+        logs = logs[:: math.ceil(len(logs) / max_runs)]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    budgets = sorted({p.parent.name.split("-")[0] for p in logs})
-    shade = {b: str(0.1 + 0.6 * i / max(1, len(budgets) - 1)) for i, b in enumerate(budgets)}
+    last = max(budget_index(p) for p in logs)
+    shown = []
     for p in logs:
         rows = [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
         tr = [(r["tokens"], r["train_loss"]) for r in rows if "train_loss" in r and math.isfinite(r["train_loss"])]
         va = [(r["tokens"], r["val_loss"]) for r in rows if "val_loss" in r]
+        color = str(0.1 + 0.6 * budget_index(p) / max(1, last))
         if tr:
-            ax.plot(*zip(*tr), color=shade[p.parent.name.split("-")[0]], lw=0.7)
+            x, y = map(np.asarray, zip(*tr))
+            if smooth:
+                ema, w, out = 0.0, 0.0, np.empty_like(y)
+                for i, v in enumerate(y):
+                    ema, w = smooth * ema + (1 - smooth) * v, smooth * w + (1 - smooth)
+                    out[i] = ema / w
+                y = out
+            ax.plot(x, y, color=color, lw=0.8)
+            shown.append(y[len(y) // 10:])
         if va:
             ax.plot(*zip(*va), "o", ms=3, color=ACCENT)
+            shown.append(np.array([v for _, v in va]))
+    if shown:
+        values = np.concatenate(shown)
+        lo, hi = values.min(), np.percentile(values, 99.5)
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
     ax.set_xscale("log")
     ax.set_xlabel("tokens")
     ax.set_ylabel("train loss (nats/token); dots: final validation loss")
-    ax.set_title("training curves (darker: smaller budget)")
+    what = f"EMA {smooth:g} of the " if smooth else ""
+    ax.set_title(f"training curves ({what}train loss; darker: smaller budget)", fontsize=10)
     _save(fig, path)

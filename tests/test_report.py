@@ -2,6 +2,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from scalepredict.cli import cli
@@ -60,3 +61,21 @@ def test_plot_bad_inputs(tmp_path):
     assert r.exit_code == 2 and "does not exist" in r.stderr
     r = CliRunner().invoke(cli, ["plot", str(good), "-o", str(tmp_path / "x.gif")])
     assert r.exit_code == 2 and ".png, .svg or .pdf" in r.stderr
+
+
+def test_training_curves_are_smoothed_and_shaded_by_budget_order(tmp_path, monkeypatch):
+    from scalepredict import plots
+
+    for name, losses in [("b10-L1d16-s0", [4.0, 2.0, 2.0]), ("b2-L1d16-s0", [3.0, 3.0, 1.0])]:
+        rows = [{"step": i + 1, "tokens": 100 * (i + 1), "train_loss": v} for i, v in enumerate(losses)]
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        write_jsonl(tmp_path / "runs" / name / "log.jsonl", rows + [{"step": 3, "tokens": 300, "val_loss": 1.5}])
+    saved = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault("fig", fig))
+    plots.curves_figure(tmp_path, tmp_path / "c.png", smooth=0.5)
+    lines = [ln for ln in saved["fig"].axes[0].get_lines() if ln.get_linestyle() == "-"]
+    # b2 before b10 (numeric budget order, not the folders' text order); grey level 0.1 + 0.6 * index / 10
+    assert [float(ln.get_color()) for ln in lines] == pytest.approx([0.1 + 0.6 * 2 / 10, 0.7])
+    # bias-corrected EMA with 0.5: 3, (0.25*3 + 0.5*3)/0.75 = 3, (0.125*3 + 0.25*3 + 0.5*1)/0.875 = 1.857...
+    assert np.allclose(lines[0].get_ydata(), [3.0, 3.0, (0.125 * 3 + 0.25 * 3 + 0.5) / 0.875])
+    assert np.allclose(lines[1].get_ydata(), [4.0, (0.25 * 4 + 0.5 * 2) / 0.75, (0.125 * 4 + 0.75 * 2) / 0.875])

@@ -111,6 +111,7 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
             raise InputError(f"{out}: made with different data (fingerprint {meta['data']['fingerprint'][:12]}, now "
                              f"{corpus.fingerprint[:12]}); use another --out")
         meta.setdefault("resumed", []).append(_now())
+        meta["plan"] = [s.as_dict() for s in specs]  # what this version plans (a newer one may add sizes)
     else:
         if resume:
             raise InputError(f"{out}: --resume, but there is no sweep there (no sweep.json)")
