@@ -34,7 +34,7 @@ def main():
     print(f"sweep wall time (this invocation) {time.time() - t:.0f} s")
     table = load_runs(args.out / "runs.jsonl")
     fit = load_fit(args.out / "fit.json")
-    sn = seed_noise(table)  # the repeated seeds of the smallest budget's centre run (repeat_smallest)
+    sn = seed_noise(table)  # the repeated seeds of the smallest budget's compute-optimal guess (repeat_smallest)
     noise = sn["sigma"] if sn else float("nan")
     print(f"seed-to-seed noise at the smallest budget: {noise:.2%} ({sn['dof'] + sn['groups'] if sn else 0} seeds)")
     bt = backtest(table, "compute", (10,))

@@ -49,7 +49,7 @@ def main():
     cfg = load_config(args.config)
     name = args.name or cfg.name
     t0 = time.time()
-    run_sweep(cfg, args.out / "fit", device=args.device)
+    run_sweep(cfg, args.out / "fit", device=args.device, jobs="auto")
     t_fit = time.time() - t0
     fit = load_fit(args.out / "fit" / "fit.json")
     fitted = load_runs(args.out / "fit" / "runs.jsonl")
@@ -62,14 +62,14 @@ def main():
     t1 = time.time()
     target_dir = args.target_from or args.out / "target"
     if args.target_from is None:
-        run_sweep(tcfg, target_dir, device=args.device, finish=False)
+        run_sweep(tcfg, target_dir, device=args.device, finish=False, jobs="auto")
     t_target = time.time() - t1
     truth_table = load_runs(target_dir / "runs.jsonl")
     (truth,) = frontier(truth_table)
     pred = fit.predict(compute=truth.compute)[0]
     rel = pred["loss"] / truth.loss - 1
     covered = pred["lower"] <= truth.loss <= pred["upper"]
-    sn = seed_noise(fitted)  # the repeated seeds of the smallest budget's centre run (repeat_smallest)
+    sn = seed_noise(fitted)  # the repeated seeds of the smallest budget's compute-optimal guess (repeat_smallest)
     noise, n_seeds = (sn["sigma"], sn["dof"] + sn["groups"]) if sn else (float("nan"), 0)
     fit_chin = None
     if (args.out / "fit" / "fit-chinchilla.json").exists():

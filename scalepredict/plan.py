@@ -46,6 +46,7 @@ class ModelConfig:
     head_dim: int = 32
     mlp_ratio: int = 4
     shape_rule: str = "closest"  # closest | monotone (see shape_for)
+    width_multiple: int = 8  # d_model is a multiple of this (64 on GPUs: whole 64-wide heads for tensor cores)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class SweepConfig:
     tokens_per_param: float = 20.0  # centre of each set: the compute-optimal guess (Hoffmann et al. 2022)
     targets: list = field(default_factory=list)  # budgets to predict at the end (FLOPs)
     seed: int = 0
-    repeat_smallest: int = 2  # extra seeds at the smallest budget's centre size: the seed-to-seed noise floor
+    repeat_smallest: int = 2  # extra seeds of the smallest budget's compute-optimal guess: the noise floor
     min_steps: int = 50  # a run shorter than this is not a meaningful point
 
 
@@ -174,28 +175,31 @@ def _validate(cfg: Config, p):
         raise InputError(f"{p}: [model] min_layers must be at least 1")
     if m.seq_len < 8 or m.head_dim < 8:
         raise InputError(f"{p}: [model] seq_len and head_dim must be at least 8")
+    if m.width_multiple < 8 or m.width_multiple % 8:
+        raise InputError(f"{p}: [model] width_multiple must be a positive multiple of 8, got {m.width_multiple}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
 
 
 def shape_for(target_params: float, vocab_size: int, m: ModelConfig) -> Shape:
-    """The documented shape rule. `closest`: among shapes with d_model a multiple of 8 and d_model / n_layer within
-    a factor 2 of `aspect` and at least `min_layers` layers, the one whose parameter count is closest (in log) to
-    the target, with a small penalty for straying from `aspect`. `monotone`: depth first, from the target alone
-    (n_layer = round((N / (12 aspect^2))^(1/3)), since N ~ 12 n_layer d_model^2 with d_model = aspect * n_layer),
-    at least `min_layers`; then the d_model (a multiple of 8, at least head_dim) whose parameter count is closest to the target. Depth
-    and width never shrink as the target grows, so the sizes of an IsoFLOP set form one family instead of jumping
-    between depths (closest may give 2 layers to a smaller model and 1 to a larger). Heads: d_model // head_dim
-    (at least 1, dividing d_model)."""
+    """The documented shape rule. d_model is a multiple of `width_multiple` (8 by default). `closest`: among shapes
+    with d_model / n_layer within a factor 2 of `aspect` and at least `min_layers` layers, the one whose parameter
+    count is closest (in log) to the target, with a small penalty for straying from `aspect`. `monotone`: depth
+    first, from the target alone (n_layer = round((N / (12 aspect^2))^(1/3)), since N ~ 12 n_layer d_model^2 with
+    d_model = aspect * n_layer), at least `min_layers`; then the d_model (at least head_dim) whose parameter count
+    is closest to the target. Depth and width never shrink as the target grows, so the sizes of an IsoFLOP set form
+    one family instead of jumping between depths (closest may give 2 layers to a smaller model and 1 to a larger).
+    Heads: d_model // head_dim (at least 1, dividing d_model)."""
     if m.shape_rule == "monotone":
         layers = max(1, m.min_layers, round((target_params / (12 * m.aspect**2)) ** (1 / 3)))
-        return min((_shape(layers, d, vocab_size, m) for d in range(max(8, m.head_dim), 8193, 8)),
+        w = m.width_multiple
+        return min((_shape(layers, d, vocab_size, m) for d in range(w * math.ceil(m.head_dim / w), 8193, w)),
                    key=lambda s: abs(math.log(s.params / target_params)))
     best, best_score = None, math.inf
     for n_layer in range(max(1, m.min_layers), 65):
-        for k in range(1, 1025):
-            d = 8 * k
+        for k in range(1, 8192 // m.width_multiple + 1):
+            d = m.width_multiple * k
             ratio = d / n_layer
             if not (m.aspect / 2 <= ratio <= m.aspect * 2):
                 continue
@@ -291,12 +295,15 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
                 tokens=steps * batch_tokens, steps=steps, batch_size=t.batch_size, lr=lr_for(shape.params, t),
                 warmup_steps=warmup, seed=s.seed))
         specs += sorted(chosen, key=lambda sp: sp.shape.params)
+        if bi == 0:
+            guess = shape_for(centre, vocab_size, m)  # the compute-optimal guess at the smallest budget
         if not any(sp.budget == float(budget) for sp in specs):
             raise InputError(f"{cfg.source}: budget {budget:.3g} FLOPs leaves no model with {s.min_steps} steps")
     if s.repeat_smallest:
-        # repeat the centre run of the smallest budget with other seeds: the seed-to-seed noise floor
+        # repeat the smallest budget's compute-optimal guess (its likely frontier model; else the set's middle
+        # size) with other seeds: the seed-to-seed noise floor of the frontier
         first = [sp for sp in specs if sp.budget == specs[0].budget]
-        centre = first[len(first) // 2]
+        centre = next((sp for sp in first if sp.shape == guess), first[len(first) // 2])
         at = specs.index(centre) + 1
         specs[at:at] = [replace(centre, seed=s.seed + 1 + k, id=centre.id.rsplit("-s", 1)[0] + f"-s{s.seed + 1 + k}")
                         for k in range(s.repeat_smallest)]

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -290,6 +291,34 @@ def test_isoflop_set_below_the_smallest_model_is_topped_up_with_larger_sizes(tmp
     specs = plan(load_config(str(p)))
     assert [(s.shape.n_layer, s.shape.d_model, s.shape.params) for s in specs] == [
         (1, 16, 7_216), (1, 32, 12 * 32**2 + 3 * 32 + 32 * 256), (2, 32, 2 * 12 * 32**2 + 5 * 32 + 32 * 256)]
+    # repeated seeds go on the compute-optimal guess (the likely frontier model), not on the set's middle size
+    p.write_text(p.read_text().replace("repeat_smallest = 0", "repeat_smallest = 2"))
+    assert [s.id for s in plan(load_config(str(p)))] == [
+        "b0-L1d16-s0", "b0-L1d16-s1", "b0-L1d16-s2", "b0-L1d32-s0", "b0-L2d32-s0"]
+
+
+def test_gpu_ladder_widths_are_whole_64_wide_heads_and_bad_width_multiple_fails(tmp_path):
+    specs = plan(load_config("gpu-ladder"))
+    assert all(s.shape.d_model % 64 == 0 and s.shape.n_head * 64 == s.shape.d_model for s in specs)
+    p = tmp_path / "w.toml"
+    p.write_text(TINY.replace("head_dim = 8\n", "head_dim = 8\nwidth_multiple = 12\n"))
+    with pytest.raises(InputError, match=r"w.toml: \[model\] width_multiple must be a positive multiple of 8, got 12"):
+        load_config(str(p))
+
+
+def test_runs_that_repeat_the_data_more_than_four_times_are_warned_about(tmp_path):
+    from scalepredict.train.sweep import repetition_warning
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    specs = plan(load_config(str(cfg_path)))
+    worst = max(specs, key=lambda s: s.tokens)
+    corpus = synthetic_corpus(200_000)
+    assert repetition_warning(specs, corpus) is None  # TINY's longest run is well under 4 passes
+    small = replace(corpus, train=corpus.train[: worst.tokens // 5])  # now 5 passes for the longest run
+    n = sum(1 for s in specs if s.tokens > 4 * len(small.train))
+    assert repetition_warning(specs, small).startswith(
+        f"warning: {n} of {len(specs)} runs repeat the training data more than 4 times ({worst.id}: 5.0 epochs")
 
 
 def test_dry_run_prints_every_planned_run_and_writes_nothing(tmp_path):

@@ -40,6 +40,22 @@ def read_finished(runs_path: Path) -> dict[str, dict]:
     return done
 
 
+MAX_EPOCHS = 4.0  # Muennighoff et al. 2023: up to ~4 epochs of repeated data train about as well as fresh data
+
+
+def repetition_warning(specs, corpus) -> str | None:
+    """One line when the plan trains some run on more than MAX_EPOCHS passes over the training split: its loss is
+    then not that of a fresh-data run, and the law fitted to it would not predict one."""
+    worst = max(specs, key=lambda s: s.tokens)
+    epochs = worst.tokens / max(1, len(corpus.train))
+    if epochs <= MAX_EPOCHS:
+        return None
+    n = sum(1 for s in specs if s.tokens > MAX_EPOCHS * len(corpus.train))
+    return (f"warning: {n} of {len(specs)} runs repeat the training data more than {MAX_EPOCHS:g} times ({worst.id}: "
+            f"{epochs:.1f} epochs of {len(corpus.train):,} tokens); beyond ~4 epochs repeated data is worth less than "
+            f"fresh (Muennighoff et al. 2023), so point [data] at a larger corpus for this ladder")
+
+
 def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
     import torch
 
@@ -51,7 +67,10 @@ def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
         torch.set_num_threads(max(1, threads // jobs))
     try:
         for s in {specs[0].shape: specs[0], specs[-1].shape: specs[-1]}.values():
-            flops_s[s.shape] = time_train_steps(s.shape, s.batch_size, 6, device, corpus.train, cfg.train)
+            batch = s.batch_size
+            if device == "cpu":  # a GPU ladder's large model planned on a CPU: time short steps (~1e11 FLOPs each)
+                batch = min(batch, max(1, int(1e11 // (s.shape.train_flops_per_token * s.shape.seq_len))))
+            flops_s[s.shape] = time_train_steps(s.shape, batch, 6, device, corpus.train, cfg.train)
     finally:
         torch.set_num_threads(threads)
     # each run at the rate interpolated (in log params) between the smallest and the largest model's measured rates
@@ -74,6 +93,9 @@ def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
     echo(f"total {sum(s.compute for s in specs):.3g} FLOPs; about {total / 60:.1f} min on {device}"
          + (f" with {jobs} runs at once" if jobs > 1 else "")
          + f" (measured {r0 / 1e9:.1f} to {r1 / 1e9:.1f} GFLOP/s per run, smallest to largest model)")
+    warning = repetition_warning(specs, corpus)
+    if warning:
+        echo(warning)
     return total
 
 
@@ -128,6 +150,9 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
                 "plan": [s.as_dict() for s in specs]}
     atomic_write_json(meta_path, meta)
 
+    warning = repetition_warning(specs, corpus)
+    if warning:
+        echo(warning)
     done = read_finished(runs_path)
     pending = [s for s in specs if s.id not in done]
     if done:
