@@ -12,7 +12,8 @@ figures/cpu-validate.md (the result table). Both stages resume where an interrup
 
     python experiments/validate_cpu.py [--out sweeps/cpu-validate] [--factor 100]
 
-About an hour on 2 CPU cores: ~5 min for the fitted sweep, the rest for the three runs at 1e14 FLOPs.
+On 2 CPU cores: about 2 min for the fitted sweep (two one-thread runs at once); the three runs at 1e14 FLOPs took
+3,813 s of training one at a time.
 """
 
 from __future__ import annotations

@@ -56,6 +56,14 @@ def repetition_warning(specs, corpus) -> str | None:
             f"fresh (Muennighoff et al. 2023), so point [data] at a larger corpus for this ladder")
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
     import torch
 
@@ -90,7 +98,7 @@ def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
         echo(f"{s.id:<18} {s.budget:>9.3g} {s.shape.n_layer:>6} {s.shape.d_model:>7} {s.shape.params:>9,} "
              f"{s.tokens:>10,} {s.steps:>6} {s.lr:>8.2e} {secs:>8.0f}s")
     total /= jobs
-    echo(f"total {sum(s.compute for s in specs):.3g} FLOPs; about {total / 60:.1f} min on {device}"
+    echo(f"total {sum(s.compute for s in specs):.3g} FLOPs; about {_duration(total)} on {device}"
          + (f" with {jobs} runs at once" if jobs > 1 else "")
          + f" (measured {r0 / 1e9:.1f} to {r1 / 1e9:.1f} GFLOP/s per run, smallest to largest model)")
     warning = repetition_warning(specs, corpus)

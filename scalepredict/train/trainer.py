@@ -184,6 +184,7 @@ def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, devi
         "wall_seconds": round(time.time() - t0, 2), "train_seconds": round(train_seconds, 2),
         "train_flops_per_s": spec.shape.train_flops_per_token * step * tokens_per_step / max(train_seconds, 1e-9),
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "threads": torch.get_num_threads(),  # CPU losses are bit-reproducible at a fixed thread count only
     })
     if status != "ok":
         rec.pop("loss")
