@@ -170,6 +170,39 @@ def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
     assert [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()] == ids
 
 
+def test_finished_runs_whose_records_never_reached_the_table_are_recovered_not_retrained(tmp_path, monkeypatch):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    out = tmp_path / "sweep"
+    assert CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1"]).exit_code == 0
+    lines = (out / "runs.jsonl").read_text().splitlines(keepends=True)
+    (out / "runs.jsonl").write_text("".join(lines[:-2]))  # the sweep died after two runs finished, before appending
+    from scalepredict.train import trainer
+
+    def must_not_train(spec, *a, **k):
+        raise AssertionError(f"{spec.id} trained again")
+
+    monkeypatch.setattr(trainer, "train_run", must_not_train)
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "recovered 2 finished run(s)" in r.output
+    assert sorted((out / "runs.jsonl").read_text().splitlines()) == sorted(l.rstrip("\n") for l in lines)
+
+
+def test_submitit_launcher_trains_every_run_once_in_local_jobs(tmp_path):
+    pytest.importorskip("submitit")
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY.replace("sizes_per_budget = 3", "sizes_per_budget = 1"))
+    out = tmp_path / "sweep"
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--launcher", "submitit",
+                                 "--device", "cpu"])  # no SLURM here: submitit runs each job as a local process
+    assert r.exit_code == 0, r.output
+    assert "submitted" in r.output and (out / "slurm").is_dir()
+    ids = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(s.id for s in plan(load_config(str(cfg_path))))
+    assert (out / "fit.json").exists()
+
+
 @pytest.mark.parametrize("data, needle", [
     ('source = "text"\npath = "no/such/dir"\n', "data path does not exist"),
     ('source = "tokens"\npath = "BIN"\nvocab_size = 50257\n', "not a whole number of uint16 tokens"),

@@ -56,6 +56,25 @@ def repetition_warning(specs, corpus) -> str | None:
             f"fresh (Muennighoff et al. 2023), so point [data] at a larger corpus for this ladder")
 
 
+def recover_finished(specs, done: dict, out: Path, runs_path: Path) -> int:
+    """Append to runs.jsonl (and to `done`) the planned runs that finished, writing runs/<id>/record.json, but whose
+    record never reached runs.jsonl (the sweep process died first). Returns how many."""
+    n = 0
+    for s in specs:
+        path = out / "runs" / s.id / "record.json"
+        if s.id in done or not path.exists():
+            continue
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a torn file: the run is trained again
+        if rec.get("run") == s.id:
+            append_line(runs_path, json.dumps(rec))
+            done[s.id] = rec
+            n += 1
+    return n
+
+
 def _duration(seconds: float) -> str:
     if seconds < 120 * 60:
         return f"{seconds / 60:.1f} min"
@@ -162,6 +181,9 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     if warning:
         echo(warning)
     done = read_finished(runs_path)
+    recovered = recover_finished(specs, done, out, runs_path)
+    if recovered:
+        echo(f"recovered {recovered} finished run(s) from their folders (runs/<id>/record.json)")
     pending = [s for s in specs if s.id not in done]
     if done:
         echo(f"resuming {out}: {len(done)} of {len(specs)} runs finished, {len(pending)} to go")
@@ -231,10 +253,16 @@ def _worker_init(data: dict, threads: int):
     _WORKER["corpus"] = load_corpus(data)
 
 
-def _worker_run(spec, cfg, out, device, keep_state=False):
-    """One run in a worker process; the record goes back to the sweep process, which alone writes runs.jsonl."""
+def _worker_run(spec, cfg, out, device, keep_state=False, threads=None):
+    """One run in a worker process; the record goes back to the sweep process, which alone writes runs.jsonl.
+    `threads`: torch's CPU threads in this process (a submitit job; --jobs workers set theirs at start)."""
     from .data import load_corpus
     from .trainer import train_run
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
     if "corpus" not in _WORKER:
         _WORKER["corpus"] = load_corpus(cfg.data.__dict__)
@@ -280,20 +308,39 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
 
 
 def _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo):
-    """One SLURM job per pending run (submitit); records are appended here as jobs finish."""
+    """One job per pending run through submitit (SLURM where there is one, else local processes). Records are
+    appended as jobs finish, in any order; a failed job is reported and left for the next invocation to retry,
+    and every finished run is kept (its record.json too, should this waiting process die)."""
     try:
         import submitit
     except ImportError:
         raise InputError("--launcher submitit needs the submitit package: pip install 'scalepredict[slurm]'") from None
     ex = submitit.AutoExecutor(folder=str(out / "slurm"))
-    ex.update_parameters(timeout_min=24 * 60, gpus_per_node=1 if device == "cuda" else 0, cpus_per_task=8,
+    cpus = 8
+    ex.update_parameters(timeout_min=24 * 60, gpus_per_node=1 if device == "cuda" else 0, cpus_per_task=cpus,
                          name=f"scalepredict-{cfg.name}")
-    jobs = [(s, ex.submit(_worker_run, s, cfg, str(out), device)) for s in pending]
-    echo(f"submitted {len(jobs)} jobs to {ex.cluster}; waiting (rerun the same command to resume if interrupted)")
-    for spec, job in jobs:
-        rec = job.result()
+    # without SLURM every job is a process on this machine, all at once: one thread each, or their threads fight
+    # over the cores (a tiny run took 50 s instead of 1 s with six two-thread jobs on two cores)
+    threads = 1 if ex.cluster in ("local", "debug") else (cfg.train.threads or cpus)
+    jobs = {ex.submit(_worker_run, s, cfg, str(out), device, False, threads): s for s in pending}
+    echo(f"submitted {len(jobs)} jobs to {ex.cluster} (logs in {out / 'slurm'}); waiting: rerun the same command "
+         f"to resume if interrupted")
+    failed = []
+    poll = 1.0 if ex.cluster in ("local", "debug") else 30.0
+    for job in submitit.helpers.as_completed(list(jobs), poll_frequency=poll):
+        spec = jobs[job]
+        try:
+            rec = job.result()
+        except Exception as e:  # the job's own traceback is in its log file
+            first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            failed.append(f"{spec.id} (job {job.job_id}: {first})")
+            echo(f"{spec.id}: job {job.job_id} FAILED: {first}")
+            continue
         append_line(runs_path, json.dumps(rec))
         echo(f"{spec.id}: {rec['status']} {rec.get('loss', '')}")
+    if failed:
+        raise InputError(f"{out}: {len(failed)} of {len(jobs)} jobs failed, first {failed[0]}; logs in "
+                         f"{out / 'slurm'}; finished runs are kept: rerun the same command to retry the rest")
 
 
 def finish_sweep(cfg: Config, out: Path, echo=print) -> dict:

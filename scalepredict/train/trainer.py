@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import append_line
+from ..errors import append_line, atomic_write_json
 from ..plan import RunSpec, TrainConfig, lr_at
 from .data import Corpus, get_batch, val_windows
 from .model import GPT
@@ -130,6 +130,7 @@ def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, devi
             log_path.write_text("".join(l + "\n" for l in keep))
     elif log_path.exists():
         log_path.unlink()
+    (run_dir / "record.json").unlink(missing_ok=True)
     train_model = model
     if device == "cuda" and t.compile in ("auto", "on"):
         train_model = torch.compile(model)
@@ -175,8 +176,6 @@ def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, devi
         status, val_loss = "diverged", None
     if val_loss is not None:
         append_line(log_path, json.dumps({"step": step, "tokens": step * tokens_per_step, "val_loss": val_loss}))
-    if not keep_state:
-        state_path.unlink(missing_ok=True)
     rec = spec.as_dict()
     rec.update({
         "loss": val_loss, "loss_kind": "val nats/token", "status": status, "final": True, "steps_done": step,
@@ -188,6 +187,11 @@ def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, devi
     })
     if status != "ok":
         rec.pop("loss")
+    # the finished record, before the checkpoint goes: a sweep that dies before appending it to runs.jsonl (a
+    # killed parent, a lost SLURM waiter) recovers it from here on resume instead of training the run again
+    atomic_write_json(run_dir / "record.json", rec)
+    if not keep_state:
+        state_path.unlink(missing_ok=True)
     return rec
 
 
