@@ -262,6 +262,7 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
     s, t, m = cfg.sweep, cfg.train, cfg.model
     specs: list[RunSpec] = []
     smallest = shape_for(1.0, vocab_size, m)
+    batch_tokens = t.batch_size * m.seq_len
     for bi, budget in enumerate(budgets(cfg)):
         # centre: N with tokens = r * N, i.e. budget = flops_per_token(N) * r * N ~ 6 r N^2
         centre = math.sqrt(budget / (6.0 * s.tokens_per_param))
@@ -272,7 +273,7 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
         base = list(np.arange(n) - (n - 1) / 2)
         extra = [base[-1] + k for k in range(1, n + 1)] + [base[0] - k for k in range(1, n + 1)]
         seen, chosen = set(), []
-        for i, off in enumerate(base + extra):
+        for off in base + extra:
             if len(chosen) == n:
                 break
             shape = shape_for(centre * s.size_step**off, vocab_size, m)
@@ -280,7 +281,6 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
             if key in seen:
                 continue
             seen.add(key)
-            batch_tokens = t.batch_size * m.seq_len
             steps = int(budget // (shape.train_flops_per_token * batch_tokens))
             if steps < s.min_steps:
                 if off == base[0] or shape == smallest:
@@ -297,7 +297,7 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
         specs += sorted(chosen, key=lambda sp: sp.shape.params)
         if bi == 0:
             guess = shape_for(centre, vocab_size, m)  # the compute-optimal guess at the smallest budget
-        if not any(sp.budget == float(budget) for sp in specs):
+        if not chosen:
             raise InputError(f"{cfg.source}: budget {budget:.3g} FLOPs leaves no model with {s.min_steps} steps")
     if s.repeat_smallest:
         # repeat the smallest budget's compute-optimal guess (its likely frontier model; else the set's middle

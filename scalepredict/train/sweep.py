@@ -321,12 +321,13 @@ def _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo):
                          name=f"scalepredict-{cfg.name}")
     # without SLURM every job is a process on this machine, all at once: one thread each, or their threads fight
     # over the cores (a tiny run took 50 s instead of 1 s with six two-thread jobs on two cores)
-    threads = 1 if ex.cluster in ("local", "debug") else (cfg.train.threads or cpus)
+    on_this_machine = ex.cluster in ("local", "debug")
+    threads = 1 if on_this_machine else (cfg.train.threads or cpus)
     jobs = {ex.submit(_worker_run, s, cfg, str(out), device, False, threads): s for s in pending}
     echo(f"submitted {len(jobs)} jobs to {ex.cluster} (logs in {out / 'slurm'}); waiting: rerun the same command "
          f"to resume if interrupted")
     failed = []
-    poll = 1.0 if ex.cluster in ("local", "debug") else 30.0
+    poll = 1.0 if on_this_machine else 30.0
     for job in submitit.helpers.as_completed(list(jobs), poll_frequency=poll):
         spec = jobs[job]
         try:
