@@ -468,6 +468,9 @@ def fit_law(
     if n <= p + 1:
         warnings.append(f"only {n} points for {p} parameters: the fit interpolates and its uncertainty cannot be "
                         f"estimated reliably (need at least {p + 2})")
+    edge = unbracketed_warning(data.frontier or [])
+    if edge:
+        warnings.append(edge)
     X = law.features(data.compute, data.params, data.tokens)
     logL = np.log(data.loss)
     lo, hi = law.internal_bounds()
@@ -534,6 +537,19 @@ def fit_law(
     return Fit(law, values, stderr, cov, data, residuals, delta, best_cost, converged, noise_sigma, samples,
                n_bootstrap, seed, model_error_per_decade, at_bound, warnings, inputs or [], len(starts),
                seed_noise(table))
+
+
+def unbracketed_warning(points: list[dict]) -> str | None:
+    """One line naming the IsoFLOP sets whose lowest loss is at their smallest or largest size: Hoffmann's approach
+    2 needs the minimum inside the set, so those frontier points are upper bounds (the law is fitted through them
+    all the same)."""
+    sides = {side: [f"{p['compute']:.3g}" for p in points if p.get("edge") == side] for side in ("largest", "smallest")}
+    if not any(sides.values()):
+        return None
+    n = sum(len(v) for v in sides.values())
+    where = "; ".join(f"best at the {side} size: {', '.join(v)} FLOPs" for side, v in sides.items() if v)
+    return (f"{n} of {len(points)} IsoFLOP sets do not bracket their minimum ({where}): their frontier points are upper "
+            f"bounds; train a size beyond that edge (a sweep's [sweep] bracket does it)")
 
 
 def seed_noise(table: RunTable) -> dict | None:

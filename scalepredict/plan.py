@@ -62,6 +62,7 @@ class SweepConfig:
     seed: int = 0
     repeat_smallest: int = 2  # extra seeds of the smallest budget's compute-optimal guess: the noise floor
     min_steps: int = 50  # a run shorter than this is not a meaningful point
+    bracket: int = 2  # sizes a sweep may add to a set whose best run is at its smallest or largest size (0: none)
 
 
 @dataclass
@@ -165,6 +166,8 @@ def _validate(cfg: Config, p):
         raise InputError(f"{p}: [sweep] budgets and targets must be positive numbers")
     if s.sizes_per_budget < 1 or s.size_step <= 1:
         raise InputError(f"{p}: [sweep] needs sizes_per_budget >= 1 and size_step > 1")
+    if s.bracket < 0:
+        raise InputError(f"{p}: [sweep] bracket must be 0 or more, got {s.bracket}")
     if cfg.model.shape_rule not in ("closest", "monotone"):
         raise InputError(f"{p}: [model] shape_rule must be closest or monotone, got {cfg.model.shape_rule!r}")
     if t.schedule not in ("cosine", "wsd"):
@@ -281,19 +284,16 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
             if key in seen:
                 continue
             seen.add(key)
-            steps = int(budget // (shape.train_flops_per_token * batch_tokens))
-            if steps < s.min_steps:
+            spec = _spec(cfg, bi, budget, shape)
+            if spec is None:
                 if off == base[0] or shape == smallest:
                     raise InputError(
                         f"{cfg.source}: budget {budget:.3g} FLOPs is too small: the {shape.params:,}-parameter model "
-                        f"gets {steps} steps of {batch_tokens} tokens (min_steps {s.min_steps}); the smallest model "
-                        f"needs {smallest.train_flops_per_token * batch_tokens * s.min_steps:.3g} FLOPs")
+                        f"gets {int(budget // (shape.train_flops_per_token * batch_tokens))} steps of {batch_tokens} "
+                        f"tokens (min_steps {s.min_steps}); the smallest model needs "
+                        f"{smallest.train_flops_per_token * batch_tokens * s.min_steps:.3g} FLOPs")
                 continue
-            warmup = max(1, min(round(shape.params / batch_tokens), round(t.warmup_max_frac * steps)))
-            chosen.append(RunSpec(
-                id=f"b{bi}-L{shape.n_layer}d{shape.d_model}-s{s.seed}", budget=float(budget), shape=shape,
-                tokens=steps * batch_tokens, steps=steps, batch_size=t.batch_size, lr=lr_for(shape.params, t),
-                warmup_steps=warmup, seed=s.seed))
+            chosen.append(spec)
         specs += sorted(chosen, key=lambda sp: sp.shape.params)
         if bi == 0:
             guess = shape_for(centre, vocab_size, m)  # the compute-optimal guess at the smallest budget
@@ -308,6 +308,35 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
         specs[at:at] = [replace(centre, seed=s.seed + 1 + k, id=centre.id.rsplit("-s", 1)[0] + f"-s{s.seed + 1 + k}")
                         for k in range(s.repeat_smallest)]
     return specs
+
+
+def _spec(cfg: Config, bi: int, budget: float, shape: Shape) -> RunSpec | None:
+    """The run of `shape` at the bi-th budget: as many steps as the budget buys, or None if under min_steps."""
+    s, t = cfg.sweep, cfg.train
+    batch_tokens = t.batch_size * shape.seq_len
+    steps = int(budget // (shape.train_flops_per_token * batch_tokens))
+    if steps < s.min_steps:
+        return None
+    warmup = max(1, min(round(shape.params / batch_tokens), round(t.warmup_max_frac * steps)))
+    return RunSpec(id=f"b{bi}-L{shape.n_layer}d{shape.d_model}-s{s.seed}", budget=float(budget), shape=shape,
+                   tokens=steps * batch_tokens, steps=steps, batch_size=t.batch_size, lr=lr_for(shape.params, t),
+                   warmup_steps=warmup, seed=s.seed)
+
+
+def bracket_spec(cfg: Config, bi: int, budget: float, tried: list[Shape], side: str,
+                 vocab_size: int = 256) -> RunSpec | None:
+    """The next size beyond the `side` ("largest" or "smallest") edge of an IsoFLOP set whose shapes are `tried`:
+    the shape rule at size_step^k times the edge size (k = 1, 2, 3: the first shape not yet tried that lies beyond
+    the edge), with the set's recipe. None where there is none: below the smallest shape, or too big for min_steps."""
+    m, step = cfg.model, cfg.sweep.size_step
+    edge = max(tried, key=lambda sh: sh.params) if side == "largest" else min(tried, key=lambda sh: sh.params)
+    keys = {(sh.n_layer, sh.d_model) for sh in tried}
+    for k in (1, 2, 3):
+        shape = shape_for(edge.params * (step**k if side == "largest" else step**-k), vocab_size, m)
+        beyond = shape.params > edge.params if side == "largest" else shape.params < edge.params
+        if beyond and (shape.n_layer, shape.d_model) not in keys:
+            return _spec(cfg, bi, budget, shape)
+    return None
 
 
 def lr_at(step: int, spec: RunSpec, t: TrainConfig) -> float:

@@ -263,6 +263,9 @@ class FrontierPoint:
     method: str  # "vertex" (parabola in log N), "min" (best run of the group), "single"
     members: list[int]  # indices into the run table
     best: int  # index of the lowest-loss member
+    # "smallest" / "largest" where the set's lowest (seed-mean) loss is at its smallest / largest size: the set does
+    # not bracket the minimum, so the point is an upper bound on the frontier (a larger or smaller size may do better)
+    edge: str | None = None
 
     def as_dict(self, table: RunTable) -> dict:
         return {
@@ -272,6 +275,7 @@ class FrontierPoint:
             "tokens": None if not math.isfinite(self.tokens) else self.tokens,
             "method": self.method,
             "runs": [table.names[i] for i in self.members],
+            "edge": self.edge,
         }
 
 
@@ -324,17 +328,21 @@ def frontier(table: RunTable, tolerance_dex: float = GROUP_TOLERANCE_DEX, pareto
             sizes = np.bincount(inverse, weights=np.log(n)) / counts
             if len(sizes) < len(g):
                 best = int(g[np.flatnonzero(inverse == np.argmin(mean_loss))[0]])
+        edge = None
+        if sizes is not None and len(sizes) >= 2:  # np.unique sorted the sizes: index 0 is the smallest
+            lowest = int(np.argmin(mean_loss))
+            edge = "smallest" if lowest == 0 else "largest" if lowest == len(sizes) - 1 else None
         if sizes is not None and len(sizes) >= 3:
             v = _vertex(sizes, mean_loss)
             if v is not None and v[1] > 0:
                 n_opt = float(np.exp(v[0]))
                 point = FrontierPoint(compute, float(v[1]), n_opt, compute / (6 * n_opt),
-                                      "vertex", [int(i) for i in g], best)
+                                      "vertex", [int(i) for i in g], best, edge)
         if point is None:
             point = FrontierPoint(
                 float(table.compute[best]) if len(g) == 1 else compute,
                 float(np.min(mean_loss)), float(table.params[best]), float(table.tokens[best]),
-                "single" if len(g) == 1 else "min", [int(i) for i in g], best,
+                "single" if len(g) == 1 else "min", [int(i) for i in g], best, edge,
             )
         points.append(point)
     points.sort(key=lambda p: p.compute)

@@ -154,7 +154,10 @@ def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     runs = [json.loads(l) for l in (out / "runs.jsonl").read_text().splitlines()]
     ids = [x["run"] for x in runs]
-    assert len(ids) == len(set(ids)) == len(plan(load_config(str(cfg_path))))
+    meta = json.loads((out / "sweep.json").read_text())
+    planned = [sp.id for sp in plan(load_config(str(cfg_path)))]
+    added = [b["run"] for b in meta.get("bracket", [])]  # sets whose best run was at an edge got a size beyond it
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(planned + added)
     assert ids[:3] == first
     for name in ("sweep.json", "fit.json", "predictions.json", "prediction.png", "report.md"):
         assert (out / name).exists(), name
@@ -168,6 +171,39 @@ def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
     r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
     assert r.exit_code == 2 and "different config" in r.stderr
     assert [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()] == ids
+
+
+def test_bracketing_adds_the_next_size_beyond_an_edge_minimum(tmp_path):
+    from scalepredict.train.sweep import bracket_next
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    cfg = load_config(str(cfg_path))
+    specs = plan(cfg)
+    planned = {sp.id for sp in specs}
+    # b0: the smallest size (L1d8, the rule's smallest shape) is best: nothing smaller to add.
+    # b1: the middle size is best: bracketed. b2: the largest (L2d24) is best: add the next size up.
+    # b3: the largest is best but one run has not finished: wait. b4: the largest diverged, the middle is best.
+    loss = {"b0-L1d8-s0": 2.0, "b0-L1d8-s1": 2.1, "b0-L1d16-s0": 2.2, "b0-L2d24-s0": 2.3,
+            "b1-L1d8-s0": 2.0, "b1-L1d16-s0": 1.9, "b1-L2d16-s0": 2.1,
+            "b2-L1d8-s0": 2.0, "b2-L1d16-s0": 1.9, "b2-L2d24-s0": 1.8,
+            "b3-L1d16-s0": 1.9, "b3-L2d16-s0": 1.8,
+            "b4-L1d16-s0": 1.9, "b4-L2d24-s0": 1.7, "b4-L2d32-s0": float("nan")}
+    done = {k: {"run": k, "loss": v, "status": "diverged" if k == "b4-L2d32-s0" else "ok"} for k, v in loss.items()}
+    (new,) = bracket_next(cfg, specs, planned, done)
+    # next size up from L2d24 (20,088 params): the shape rule at 2x gives 3 layers, d_model 32: 3*12*32^2 = 36,864
+    # matmul + 7*32 norm + 32*256 head = 45,280 params; 3 * (2*36,864 + 2*32*256 + 4*3*32*32) = 307,200 FLOPs per
+    # token, 8 x 32 tokens a step: 8e9 FLOPs buy 101 steps
+    assert new.id == "b2-L3d32-s0" and new.shape.params == 45_280 and new.shape.train_flops_per_token == 307_200
+    assert new.steps == 101 and new.tokens == 101 * 8 * 32 and new.budget == 8e9
+    # its result decides the next pass: still best at the top adds one more, up to [sweep] bracket = 2 per budget
+    done[new.id] = {"run": new.id, "loss": 1.7, "status": "ok"}
+    (again,) = bracket_next(cfg, specs + [new], planned, done)
+    assert again.budget == 8e9 and again.shape.params > new.shape.params
+    done[again.id] = {"run": again.id, "loss": 1.6, "status": "ok"}
+    assert bracket_next(cfg, specs + [new, again], planned, done) == []
+    # bracket = 0 turns it off
+    assert bracket_next(replace(cfg, sweep=replace(cfg.sweep, bracket=0)), specs, planned, done) == []
 
 
 def test_finished_runs_whose_records_never_reached_the_table_are_recovered_not_retrained(tmp_path, monkeypatch):

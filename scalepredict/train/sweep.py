@@ -120,6 +120,9 @@ def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
     echo(f"total {sum(s.compute for s in specs):.3g} FLOPs; about {_duration(total)} on {device}"
          + (f" with {jobs} runs at once" if jobs > 1 else "")
          + f" (measured {r0 / 1e9:.1f} to {r1 / 1e9:.1f} GFLOP/s per run, smallest to largest model)")
+    if cfg.sweep.bracket:
+        echo(f"bracketing: a set whose best run is its smallest or largest size gets up to {cfg.sweep.bracket} more "
+             f"size(s) beyond that edge, decided as the sets finish (not in the total above)")
     warning = repetition_warning(specs, corpus)
     if warning:
         echo(warning)
@@ -131,7 +134,7 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
               jobs: int | str = 1) -> dict | None:
     """Train every planned run not yet in OUT/runs.jsonl, then (if `finish`) fit, predict, plot and report."""
     from .data import load_corpus
-    from .trainer import pick_device, train_run
+    from .trainer import pick_device
 
     device = pick_device(device if device != "auto" else cfg.train.device)
     if cfg.train.threads:
@@ -187,48 +190,114 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     pending = [s for s in specs if s.id not in done]
     if done:
         echo(f"resuming {out}: {len(done)} of {len(specs)} runs finished, {len(pending)} to go")
-    total_flops = sum(s.compute for s in specs)
-    done_flops = sum(s.compute for s in specs if s.id in done)
     if jobs > 1 and device != "cpu":
         raise InputError(f"--jobs {jobs}: parallel runs are for CPU sweeps (one GPU trains one run at a time)")
-    if launcher == "submitit":
-        _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo)
-    elif launcher == "local" and jobs > 1:
-        _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jobs, keep_state)
-    elif launcher == "local":
-        from tqdm.auto import tqdm
-
-        tty = sys.stderr.isatty()
-        overall = tqdm(total=total_flops, initial=done_flops, unit="FLOP", unit_scale=True, desc="sweep",
-                       disable=not tty, position=0, dynamic_ncols=True)
-        t_start = time.time()
-        for i, spec in enumerate(pending):
-            bar = tqdm(total=spec.steps, desc=f"{spec.id}", unit="step", leave=False, disable=not tty, position=1,
-                       dynamic_ncols=True)
-
-            def progress(step, loss, bar=bar):
-                bar.update(step - bar.n)
-                bar.set_postfix(loss=f"{loss:.3f}")
-
-            rec = train_run(spec, corpus, cfg.train, out / "runs" / spec.id, device, cfg.data.val_tokens, progress,
-                            keep_state=keep_state)
-            bar.close()
-            append_line(runs_path, json.dumps(rec))
-            overall.update(spec.compute)
-            done_flops += spec.compute
-            if not tty:
-                elapsed = time.time() - t_start
-                rate = (done_flops - sum(s.compute for s in specs if s.id in done)) / max(elapsed, 1e-9)
-                eta = (total_flops - done_flops) / max(rate, 1e-9)
-                loss = f"loss {rec['loss']:.4f}" if rec["status"] == "ok" else rec["status"].upper()
-                echo(f"[{len(done) + i + 1}/{len(specs)}] {spec.id}: {spec.shape.params:,} params, "
-                     f"{spec.tokens:,} tokens, {loss}, {rec['wall_seconds']:.1f}s; ETA {eta:.0f}s")
-        overall.close()
-    else:
+    if launcher not in ("local", "submitit"):
         raise InputError(f"--launcher must be local or submitit, got {launcher!r}")
+
+    def train(todo, known):
+        if launcher == "submitit":
+            _launch_submitit(todo, cfg, corpus, out, device, runs_path, echo)
+        elif jobs > 1 and len(todo) > 1:
+            _launch_parallel(todo, known, read_finished(runs_path), cfg, out, device, runs_path, echo, jobs,
+                             keep_state)
+        else:
+            _train_in_turn(todo, known, read_finished(runs_path), cfg, corpus, out, device, runs_path, echo,
+                           keep_state)
+
+    train(pending, specs)
+    # bracketing: a set whose best run is its smallest or largest size gets the next size beyond that edge (at most
+    # [sweep] bracket per budget), pass after pass, so that the frontier point is a minimum and not an upper bound
+    known, planned = list(specs), {sp.id for sp in specs}
+    while cfg.sweep.bracket:
+        done = read_finished(runs_path)
+        new = bracket_next(cfg, known, planned, done, corpus.vocab_size)
+        if not new:
+            break
+        known += new
+        meta["bracket"] = [sp.as_dict() for sp in known if sp.id not in planned]
+        atomic_write_json(meta_path, meta)
+        if recovered := recover_finished(new, done, out, runs_path):
+            echo(f"recovered {recovered} finished run(s) from their folders (runs/<id>/record.json)")
+        todo = [sp for sp in new if sp.id not in done]
+        if todo:
+            echo(f"bracketing: {len(todo)} IsoFLOP set(s) have their best run at an edge; adding "
+                 + ", ".join(sp.id for sp in todo))
+            train(todo, known)
     meta["finished"] = _now()
     atomic_write_json(meta_path, meta)
     return finish_sweep(cfg, out, echo) if finish else None
+
+
+def bracket_next(cfg: Config, known: list, planned: set, done: dict, vocab_size: int = 256) -> list:
+    """The next bracketing runs: for each budget whose runs (planned and added) have all finished, where the lowest
+    seed-mean loss is at the set's smallest or largest size, the next size beyond that edge (plan.bracket_spec),
+    until [sweep] bracket sizes were added to that budget. Deterministic given the finished records, so a resumed
+    sweep adds the same runs."""
+    from ..plan import bracket_spec
+
+    by_budget: dict[str, list] = {}
+    for sp in known:
+        by_budget.setdefault(sp.id.split("-", 1)[0], []).append(sp)
+    new = []
+    for prefix, group in by_budget.items():
+        if any(sp.id not in done for sp in group):
+            continue
+        if sum(sp.id not in planned for sp in group) >= cfg.sweep.bracket:
+            continue
+        losses: dict = {}
+        for sp in group:
+            rec = done[sp.id]
+            if rec.get("status") == "ok" and isinstance(rec.get("loss"), (int, float)) and math.isfinite(rec["loss"]):
+                losses.setdefault(sp.shape, []).append(rec["loss"])
+        if len(losses) < 2:
+            continue
+        sizes = sorted(losses, key=lambda sh: sh.params)
+        best = min(sizes, key=lambda sh: float(np.mean(losses[sh])))
+        side = "smallest" if best == sizes[0] else "largest" if best == sizes[-1] else None
+        tried = sorted({sp.shape for sp in group}, key=lambda sh: sh.params)
+        if side is None or best != (tried[0] if side == "smallest" else tried[-1]):
+            continue  # bracketed, or a size beyond the edge was tried and diverged: a larger step will not help
+        spec = bracket_spec(cfg, int(prefix[1:]), group[0].budget, [sp.shape for sp in group], side, vocab_size)
+        if spec is not None and spec.id not in {sp.id for sp in known}:
+            new.append(spec)
+    return new
+
+
+def _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, echo, keep_state):
+    """The runs one after another in this process, with a progress bar per run and one for the sweep (its ETA)."""
+    from tqdm.auto import tqdm
+
+    from .trainer import train_run
+
+    total_flops = sum(s.compute for s in specs)
+    done_flops = sum(s.compute for s in specs if s.id in done)
+    start_flops = done_flops
+    tty = sys.stderr.isatty()
+    overall = tqdm(total=total_flops, initial=done_flops, unit="FLOP", unit_scale=True, desc="sweep",
+                   disable=not tty, position=0, dynamic_ncols=True)
+    t_start = time.time()
+    for i, spec in enumerate(pending):
+        bar = tqdm(total=spec.steps, desc=f"{spec.id}", unit="step", leave=False, disable=not tty, position=1,
+                   dynamic_ncols=True)
+
+        def progress(step, loss, bar=bar):
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{loss:.3f}")
+
+        rec = train_run(spec, corpus, cfg.train, out / "runs" / spec.id, device, cfg.data.val_tokens, progress,
+                        keep_state=keep_state)
+        bar.close()
+        append_line(runs_path, json.dumps(rec))
+        overall.update(spec.compute)
+        done_flops += spec.compute
+        if not tty:
+            rate = (done_flops - start_flops) / max(time.time() - t_start, 1e-9)
+            eta = (total_flops - done_flops) / max(rate, 1e-9)
+            loss = f"loss {rec['loss']:.4f}" if rec["status"] == "ok" else rec["status"].upper()
+            echo(f"[{len(done) + i + 1}/{len(specs)}] {spec.id}: {spec.shape.params:,} params, "
+                 f"{spec.tokens:,} tokens, {loss}, {rec['wall_seconds']:.1f}s; ETA {eta:.0f}s")
+    overall.close()
 
 
 def auto_jobs(cfg: Config, device: str) -> int:
