@@ -145,6 +145,10 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     specs = plan(cfg, corpus.vocab_size)
     if jobs == "auto":
         jobs = auto_jobs(cfg, device) if launcher == "local" else 1
+    if launcher not in ("local", "submitit"):
+        raise InputError(f"--launcher must be local or submitit, got {launcher!r}")
+    if jobs > 1 and device != "cpu":
+        raise InputError(f"--jobs {jobs}: parallel runs are for CPU sweeps (one GPU trains one run at a time)")
     if dry_run:
         print_plan(specs, cfg, corpus, device, echo, jobs)
         return None
@@ -190,12 +194,10 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     pending = [s for s in specs if s.id not in done]
     if done:
         echo(f"resuming {out}: {len(done)} of {len(specs)} runs finished, {len(pending)} to go")
-    if jobs > 1 and device != "cpu":
-        raise InputError(f"--jobs {jobs}: parallel runs are for CPU sweeps (one GPU trains one run at a time)")
-    if launcher not in ("local", "submitit"):
-        raise InputError(f"--launcher must be local or submitit, got {launcher!r}")
 
     def train(todo, known):
+        if not todo:
+            return
         if launcher == "submitit":
             _launch_submitit(todo, cfg, corpus, out, device, runs_path, echo)
         elif jobs > 1 and len(todo) > 1:
