@@ -1,0 +1,127 @@
+"""A learning-rate probe: calibrate the recipe's LR rule before a sweep (method.md section 4: "a rule can be
+calibrated by a small LR probe at the two smallest budgets").
+
+At each of the first `budgets` budgets of the plan, the compute-optimal guess (the run a sweep would repeat with
+other seeds) is trained at the rule's LR times each factor, with everything else as in the sweep. The best factor
+at a budget is the vertex of a parabola in log LR through the best factor and its neighbours (Hoffmann-style, as
+for model size), else the best factor itself; the recommendation is their geometric mean times the config's `lr`.
+The exponent (lr ~ N^-1/3) is kept: budgets a few times apart do not pin it down.
+
+    scalepredict probe --config cpu-demo [--factors 0.25,0.5,1,2,4] [--budgets 2]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, atomic_write_json
+from ..plan import Config, plan, shape_for
+from .sweep import _launch_parallel, _train_in_turn, auto_jobs, read_finished, recover_finished
+
+DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def probe_specs(cfg: Config, factors, n_budgets: int = 2, vocab_size: int = 256) -> list:
+    """The probe's runs: the compute-optimal guess of each of the first `n_budgets` budgets at lr * factor."""
+    specs = plan(cfg, vocab_size)
+    budgets = sorted({sp.budget for sp in specs})[:n_budgets]
+    out = []
+    for b in budgets:
+        at = [sp for sp in specs if sp.budget == b and sp.seed == cfg.sweep.seed]
+        guess = shape_for(math.sqrt(b / (6.0 * cfg.sweep.tokens_per_param)), vocab_size, cfg.model)
+        centre = next((sp for sp in at if sp.shape == guess), at[len(at) // 2])
+        out += [replace(centre, lr=centre.lr * f, id=f"{centre.id}-lr{f:g}") for f in factors]
+    return out
+
+
+def best_factor(factors, losses) -> tuple[float, str]:
+    """The best LR factor from (factor, loss) pairs, diverged runs given as NaN: the vertex of the parabola in
+    log factor through the best factor and its two neighbours where the best is interior, else the best factor."""
+    f = np.asarray(factors, dtype=float)
+    loss = np.asarray(losses, dtype=float)
+    order = np.argsort(f)
+    f, loss = f[order], loss[order]
+    ok = np.isfinite(loss)
+    if not ok.any():
+        raise InputError("every probe run diverged: lower [train] lr or the factors")
+    i = int(np.nanargmin(np.where(ok, loss, np.nan)))
+    if 0 < i < len(f) - 1 and ok[i - 1] and ok[i + 1]:
+        x, y = np.log(f[i - 1 : i + 2]), loss[i - 1 : i + 2]
+        p0, p1, _ = np.polyfit(x, y, 2)
+        if p0 > 0:
+            return float(np.exp(np.clip(-p1 / (2 * p0), x[0], x[-1]))), "vertex"
+    return float(f[i]), "edge" if i in (0, len(f) - 1) else "best"
+
+
+def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, n_budgets: int = 2, device: str = "auto",
+              jobs: int | str = "auto", echo=print) -> dict:
+    from .data import load_corpus
+    from .trainer import pick_device
+
+    factors = sorted(float(f) for f in factors)
+    if len(factors) < 3 or any(f <= 0 for f in factors) or len(set(factors)) < len(factors):
+        raise InputError(f"--factors needs at least 3 distinct positive numbers, got {','.join(map(str, factors))}")
+    if n_budgets < 1:
+        raise InputError(f"--budgets must be at least 1, got {n_budgets}")
+    device = pick_device(device if device != "auto" else cfg.train.device)
+    corpus = load_corpus(cfg.data.__dict__)
+    specs = probe_specs(cfg, factors, n_budgets, corpus.vocab_size)
+    if jobs == "auto":
+        jobs = auto_jobs(cfg, device)
+    out = Path(out)
+    meta_path, runs_path = out / "probe.json", out / "runs.jsonl"
+    key = {"config_digest": cfg.digest(), "data": corpus.fingerprint, "runs": [sp.id for sp in specs]}
+    if meta_path.exists():
+        try:
+            old = json.loads(meta_path.read_text())
+        except json.JSONDecodeError:
+            raise InputError(f"{meta_path}: corrupt probe file; move the folder away to start again") from None
+        if {k: old.get(k) for k in key} != key:
+            raise InputError(f"{out}: a probe of another config, data or factors; use another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise InputError(f"{out}: folder exists and is not a scalepredict probe; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors})
+    done = read_finished(runs_path)
+    recover_finished(specs, done, out, runs_path)
+    pending = [sp for sp in specs if sp.id not in done]
+    echo(f"LR probe '{cfg.name}': {len(specs)} runs ({len(pending)} to train), factors {', '.join(f'{f:g}' for f in factors)} "
+         f"of the rule's LR at the {n_budgets} smallest budget(s)")
+    if jobs > 1 and len(pending) > 1:
+        _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jobs, False)
+    elif pending:
+        _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, echo, False)
+    done = read_finished(runs_path)
+
+    rows, per_budget = [], []
+    for b in sorted({sp.budget for sp in specs}):
+        at = [sp for sp in specs if sp.budget == b]
+        losses = [done[sp.id].get("loss") if done[sp.id].get("status") == "ok" else None for sp in at]
+        losses = [float("nan") if v is None else v for v in losses]
+        f_best, how = best_factor(factors, losses)
+        per_budget.append({"budget": b, "run": at[0].id.rsplit("-lr", 1)[0], "params": at[0].shape.params,
+                           "rule_lr": at[0].lr / factors[0], "best_factor": f_best, "how": how,
+                           "losses": dict(zip((f"{f:g}" for f in factors), losses))})
+        rows += [(sp, done[sp.id]) for sp in at]
+    m = float(np.exp(np.mean([np.log(p["best_factor"]) for p in per_budget])))
+    result = {"factor": m, "lr": cfg.train.lr * m, "lr_ref_params": cfg.train.lr_ref_params,
+              "edge": any(p["how"] == "edge" for p in per_budget), "budgets": per_budget}
+    atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors, "result": result})
+
+    echo(f"{'run':<26} {'params':>9} {'lr':>9} {'loss':>8}")
+    for sp, rec in rows:
+        loss = f"{rec['loss']:.4f}" if rec.get("status") == "ok" else rec.get("status", "?").upper()
+        echo(f"{sp.id:<26} {sp.shape.params:>9,} {sp.lr:>9.3g} {loss:>8}")
+    for p in per_budget:
+        echo(f"budget {p['budget']:.3g}: best at {p['best_factor']:.3g}x the rule's LR ({p['how']})")
+    echo(f"recommended: [train] lr = {result['lr']:.3g} (at lr_ref_params = {cfg.train.lr_ref_params:g}; "
+         f"{m:.3g}x the config's {cfg.train.lr:g})")
+    if result["edge"]:
+        echo("warning: the best LR is at the edge of the factors at some budget: widen --factors and probe again")
+    echo(f"wrote {meta_path}")
+    return result

@@ -1,0 +1,68 @@
+import json
+import math
+
+import pytest
+
+pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from scalepredict.cli import cli  # noqa: E402
+from scalepredict.errors import InputError  # noqa: E402
+from scalepredict.plan import load_config, plan  # noqa: E402
+from scalepredict.train.probe import best_factor, probe_specs  # noqa: E402
+
+from tests.test_sweep import TINY  # noqa: E402
+
+
+def test_best_factor_is_the_parabola_vertex_in_log_lr():
+    # through (-a, 2.0), (0, 1.9), (a, 1.96) with a = ln 2: p0 = 0.16 / (2 a^2), p1 = -0.04 / (2 a), so the vertex is
+    # at x = -p1 / (2 p0) = a / 8: factor 2^(1/8)
+    f, how = best_factor([0.25, 0.5, 1, 2, 4], [2.3, 2.0, 1.9, 1.96, float("nan")])
+    assert how == "vertex" and f == pytest.approx(2 ** (1 / 8), rel=1e-12)
+    assert best_factor([1, 2, 4], [2.0, 1.9, 1.8]) == (4.0, "edge")
+    assert best_factor([1, 2, 4], [2.0, 1.9, float("nan")]) == (2.0, "best")  # its upper neighbour diverged
+    with pytest.raises(InputError, match="every probe run diverged"):
+        best_factor([1, 2, 4], [float("nan")] * 3)
+
+
+def test_probe_trains_the_compute_optimal_guess_at_each_factor_and_recommends_an_lr(tmp_path):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    cfg = load_config(str(cfg_path))
+    specs = probe_specs(cfg, [0.5, 1, 2], 2)
+    # the smallest two budgets' compute-optimal guesses, LR scaled, nothing else: N = sqrt(C / (6 * 20)) is 4,082 at
+    # 2e9 (closest in log: L1d8, 2,840 params) and 5,774 at 4e9 (L1d16, 7,216 params)
+    planned = {sp.id: sp for sp in plan(cfg)}
+    assert [sp.id for sp in specs] == [f"{b}-lr{f}" for b in ("b0-L1d8-s0", "b1-L1d16-s0") for f in (0.5, 1, 2)]
+    for sp in specs:
+        base = planned[sp.id.rsplit("-lr", 1)[0]]
+        assert sp.lr == pytest.approx(base.lr * float(sp.id.rsplit("-lr", 1)[1]))
+        assert (sp.shape, sp.tokens, sp.steps, sp.warmup_steps) == (base.shape, base.tokens, base.steps, base.warmup_steps)
+
+    out = tmp_path / "probe"
+    args = ["probe", "--config", str(cfg_path), "--out", str(out), "--factors", "0.5,1,2", "--jobs", "1"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    runs = {x["run"]: x for x in map(json.loads, (out / "runs.jsonl").read_text().splitlines())}
+    assert sorted(runs) == sorted(sp.id for sp in specs)
+    result = json.loads((out / "probe.json").read_text())["result"]
+    bests = [best_factor([0.5, 1, 2], [runs[f"{b}-lr{f}"].get("loss", math.nan) for f in (0.5, 1, 2)])[0]
+             for b in ("b0-L1d8-s0", "b1-L1d16-s0")]
+    assert result["factor"] == pytest.approx(math.sqrt(bests[0] * bests[1]), rel=1e-12)
+    assert result["lr"] == pytest.approx(1e-2 * result["factor"], rel=1e-12)
+    assert f"[train] lr = {result['lr']:.3g}" in r.output
+    # a rerun trains nothing; other factors on the same folder are refused
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "(0 to train)" in r.output
+    r = CliRunner().invoke(cli, args[:-4] + ["--factors", "1,2,4"])
+    assert r.exit_code == 2 and "another config, data or factors" in r.stderr
+
+
+@pytest.mark.parametrize("factors, needle", [("1,2", "at least 3 distinct"), ("1,x,2", "comma-separated numbers"),
+                                             ("0,1,2", "at least 3 distinct positive")])
+def test_bad_probe_factors_are_one_line_exit_2(tmp_path, factors, needle):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    r = CliRunner().invoke(cli, ["probe", "--config", str(cfg_path), "--out", str(tmp_path / "p"), "--factors", factors])
+    assert r.exit_code == 2 and needle in r.stderr and not (tmp_path / "p").exists()
