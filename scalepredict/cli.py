@@ -148,7 +148,7 @@ def cli(ctx, debug):
 
     \b
     sweep    train a ladder of small runs with one recipe, then fit, predict and plot
-    probe    calibrate the recipe's learning rate at the smallest budgets
+    probe    calibrate the recipe's learning rate (and its exponent) before a sweep
     ingest   turn training logs into a run table
     fit      fit a scaling law to a run table (or logs)
     predict  predict the loss at a target compute (or N, D) with an interval
@@ -378,13 +378,13 @@ def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs
               help="Probe folder (resumable).  [default: sweeps/<config name>-probe]")
 @click.option("--factors", default="0.25,0.5,1,2,4", show_default=True,
               help="Multiples of the rule's learning rate to train (comma-separated, at least 3).")
-@click.option("--budgets", "n_budgets", type=int, default=2, show_default=True,
-              help="Probe the compute-optimal guess at this many of the smallest budgets.")
+@click.option("--at", "at", default="0,-1", show_default=True,
+              help="Budgets to probe, by position in the plan (0: the smallest, -1: the largest), comma-separated.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--jobs", default="auto", show_default=True, help="Runs at once on CPU (auto: one per core).")
-def probe(config, out, factors, n_budgets, device, jobs):
-    """Calibrate the recipe's learning rate: train the smallest budgets' compute-optimal guesses at several
-    multiples of the rule's LR and recommend [train] lr."""
+def probe(config, out, factors, at, device, jobs):
+    """Calibrate the recipe's learning rate: train the compute-optimal guess of the smallest and the largest
+    budget at several multiples of the rule's LR and recommend [train] lr and lr_exponent."""
     from .plan import load_config
     from .train.probe import run_probe
 
@@ -393,11 +393,15 @@ def probe(config, out, factors, n_budgets, device, jobs):
         fs = [float(f) for f in factors.split(",") if f.strip()]
     except ValueError:
         raise InputError(f"--factors: expected comma-separated numbers, got {factors!r}") from None
+    try:
+        positions = [int(i) for i in at.split(",") if i.strip()]
+    except ValueError:
+        raise InputError(f"--at: expected comma-separated budget positions (0, 1, ..., -1), got {at!r}") from None
     if jobs != "auto":
         if not jobs.isdigit() or int(jobs) < 1:
             raise InputError(f"--jobs must be a positive integer or auto, got {jobs!r}")
         jobs = int(jobs)
-    run_probe(cfg, out or Path("sweeps") / f"{cfg.name}-probe", fs, n_budgets, device, jobs, click.echo)
+    run_probe(cfg, out or Path("sweeps") / f"{cfg.name}-probe", fs, positions, device, jobs, click.echo)
 
 
 def _fit_file_object(path: Path) -> dict | None:

@@ -30,7 +30,7 @@ def test_probe_trains_the_compute_optimal_guess_at_each_factor_and_recommends_an
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
     cfg = load_config(str(cfg_path))
-    specs = probe_specs(cfg, [0.5, 1, 2], 2)
+    specs = probe_specs(cfg, [0.5, 1, 2], (0, 1))
     # the smallest two budgets' compute-optimal guesses, LR scaled, nothing else: N = sqrt(C / (6 * 20)) is 4,082 at
     # 2e9 (closest in log: L1d8, 2,840 params) and 5,774 at 4e9 (L1d16, 7,216 params)
     planned = {sp.id: sp for sp in plan(cfg)}
@@ -41,28 +41,33 @@ def test_probe_trains_the_compute_optimal_guess_at_each_factor_and_recommends_an
         assert (sp.shape, sp.tokens, sp.steps, sp.warmup_steps) == (base.shape, base.tokens, base.steps, base.warmup_steps)
 
     out = tmp_path / "probe"
-    args = ["probe", "--config", str(cfg_path), "--out", str(out), "--factors", "0.5,1,2", "--jobs", "1"]
+    args = ["probe", "--config", str(cfg_path), "--out", str(out), "--at", "0,1", "--factors", "0.5,1,2", "--jobs", "1"]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     runs = {x["run"]: x for x in map(json.loads, (out / "runs.jsonl").read_text().splitlines())}
     assert sorted(runs) == sorted(sp.id for sp in specs)
     result = json.loads((out / "probe.json").read_text())["result"]
-    bests = [best_factor([0.5, 1, 2], [runs[f"{b}-lr{f}"].get("loss", math.nan) for f in (0.5, 1, 2)])[0]
-             for b in ("b0-L1d8-s0", "b1-L1d16-s0")]
-    assert result["factor"] == pytest.approx(math.sqrt(bests[0] * bests[1]), rel=1e-12)
-    assert result["lr"] == pytest.approx(1e-2 * result["factor"], rel=1e-12)
-    assert f"[train] lr = {result['lr']:.3g}" in r.output
+    # the best LR at each size, then the line through the two in log lr against log N, read at lr_ref_params 1e4
+    best = [planned[b].lr * best_factor([0.5, 1, 2], [runs[f"{b}-lr{f:g}"].get("loss", math.nan) for f in (0.5, 1, 2)])[0]
+            for b in ("b0-L1d8-s0", "b1-L1d16-s0")]
+    e = math.log(best[1] / best[0]) / math.log(7216 / 2840)
+    assert result["lr_exponent"] == pytest.approx(e, rel=1e-9)
+    assert result["lr"] == pytest.approx(best[0] * (1e4 / 2840) ** e, rel=1e-9)
+    assert f"[train] lr = {result['lr']:.3g}, lr_exponent = {e:.3g}" in r.output
     # a rerun trains nothing; other factors on the same folder are refused
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0 and "(0 to train)" in r.output
-    r = CliRunner().invoke(cli, args[:-4] + ["--factors", "1,2,4"])
+    r = CliRunner().invoke(cli, args[:-4] + ["--factors", "1,2,4", "--jobs", "1"])
     assert r.exit_code == 2 and "another config, data or factors" in r.stderr
 
 
-@pytest.mark.parametrize("factors, needle", [("1,2", "at least 3 distinct"), ("1,x,2", "comma-separated numbers"),
-                                             ("0,1,2", "at least 3 distinct positive")])
-def test_bad_probe_factors_are_one_line_exit_2(tmp_path, factors, needle):
+@pytest.mark.parametrize("option, value, needle", [
+    ("--factors", "1,2", "at least 3 distinct"), ("--factors", "1,x,2", "comma-separated numbers"),
+    ("--factors", "0,1,2", "at least 3 distinct positive"), ("--at", "0,9", "the plan has 5 budgets"),
+    ("--at", "first", "budget positions"),
+])
+def test_bad_probe_options_are_one_line_exit_2(tmp_path, option, value, needle):
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
-    r = CliRunner().invoke(cli, ["probe", "--config", str(cfg_path), "--out", str(tmp_path / "p"), "--factors", factors])
+    r = CliRunner().invoke(cli, ["probe", "--config", str(cfg_path), "--out", str(tmp_path / "p"), option, value])
     assert r.exit_code == 2 and needle in r.stderr and not (tmp_path / "p").exists()

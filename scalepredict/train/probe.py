@@ -1,13 +1,15 @@
 """A learning-rate probe: calibrate the recipe's LR rule before a sweep (method.md section 4: "a rule can be
 calibrated by a small LR probe at the two smallest budgets").
 
-At each of the first `budgets` budgets of the plan, the compute-optimal guess (the run a sweep would repeat with
-other seeds) is trained at the rule's LR times each factor, with everything else as in the sweep. The best factor
-at a budget is the vertex of a parabola in log LR through the best factor and its neighbours (Hoffmann-style, as
-for model size), else the best factor itself; the recommendation is their geometric mean times the config's `lr`.
-The exponent (lr ~ N^-1/3) is kept: budgets a few times apart do not pin it down.
+At each probed budget of the plan (by default its smallest and its largest), the compute-optimal guess (the run a
+sweep would repeat with other seeds) is trained at the rule's LR times each factor, with everything else as in the
+sweep. The best LR at a budget is the vertex of a parabola in log LR through the best factor and its neighbours
+(as for model size), else the best factor itself. Across two or more model sizes the recommendation is the line
+log lr = log lr_ref + e log(N / lr_ref_params) through the best LRs (least squares): `lr` and `lr_exponent`; with
+one size, `lr` alone. Why not only the two smallest budgets: on the CPU demo those (7k-parameter models) want 3x
+the rule's LR while the largest (49k) wants 1x, so a probe at the small end alone would miscalibrate the rest.
 
-    scalepredict probe --config cpu-demo [--factors 0.25,0.5,1,2,4] [--budgets 2]
+    scalepredict probe --config cpu-demo [--factors 0.25,0.5,1,2,4] [--at 0,-1]
 """
 
 from __future__ import annotations
@@ -26,10 +28,16 @@ from .sweep import _launch_parallel, _train_in_turn, auto_jobs, read_finished, r
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def probe_specs(cfg: Config, factors, n_budgets: int = 2, vocab_size: int = 256) -> list:
-    """The probe's runs: the compute-optimal guess of each of the first `n_budgets` budgets at lr * factor."""
+def probe_specs(cfg: Config, factors, at=(0, -1), vocab_size: int = 256) -> list:
+    """The probe's runs: the compute-optimal guess of the budgets at positions `at` of the plan (0 the smallest, -1
+    the largest) at lr * factor."""
     specs = plan(cfg, vocab_size)
-    budgets = sorted({sp.budget for sp in specs})[:n_budgets]
+    every = sorted({sp.budget for sp in specs})
+    try:
+        budgets = sorted({every[i] for i in at})
+    except IndexError:
+        raise InputError(f"--at {','.join(map(str, at))}: the plan has {len(every)} budgets (positions 0 to "
+                         f"{len(every) - 1}, or -1 for the largest)") from None
     out = []
     for b in budgets:
         at = [sp for sp in specs if sp.budget == b and sp.seed == cfg.sweep.seed]
@@ -58,7 +66,23 @@ def best_factor(factors, losses) -> tuple[float, str]:
     return float(f[i]), "edge" if i in (0, len(f) - 1) else "best"
 
 
-def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, n_budgets: int = 2, device: str = "auto",
+def recommend(t, per_budget: list[dict]) -> dict:
+    """[train] lr (and lr_exponent, given two or more model sizes) from the best LR at each probed budget: the
+    least-squares line in log lr against log N, read at lr_ref_params."""
+    n = np.log([p["params"] for p in per_budget])
+    y = np.log([p["best_lr"] for p in per_budget])
+    x = n - math.log(t.lr_ref_params)
+    out = {"lr_ref_params": t.lr_ref_params, "edge": any(p["how"] == "edge" for p in per_budget),
+           "budgets": per_budget}
+    if np.ptp(n) > 1e-9:
+        e, c = np.polyfit(x, y, 1)
+        out.update({"lr": float(np.exp(c)), "lr_exponent": float(e)})
+    else:  # one size: the rule's exponent, the mean shift of its LR
+        out["lr"] = float(t.lr * np.exp(np.mean([math.log(p["best_factor"]) for p in per_budget])))
+    return out
+
+
+def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), device: str = "auto",
               jobs: int | str = "auto", echo=print) -> dict:
     from .data import load_corpus
     from .trainer import pick_device
@@ -66,11 +90,9 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, n_budgets: int = 
     factors = sorted(float(f) for f in factors)
     if len(factors) < 3 or any(f <= 0 for f in factors) or len(set(factors)) < len(factors):
         raise InputError(f"--factors needs at least 3 distinct positive numbers, got {','.join(map(str, factors))}")
-    if n_budgets < 1:
-        raise InputError(f"--budgets must be at least 1, got {n_budgets}")
     device = pick_device(device if device != "auto" else cfg.train.device)
     corpus = load_corpus(cfg.data.__dict__)
-    specs = probe_specs(cfg, factors, n_budgets, corpus.vocab_size)
+    specs = probe_specs(cfg, factors, at, corpus.vocab_size)
     if jobs == "auto":
         jobs = auto_jobs(cfg, device)
     out = Path(out)
@@ -91,7 +113,7 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, n_budgets: int = 
     recover_finished(specs, done, out, runs_path)
     pending = [sp for sp in specs if sp.id not in done]
     echo(f"LR probe '{cfg.name}': {len(specs)} runs ({len(pending)} to train), factors {', '.join(f'{f:g}' for f in factors)} "
-         f"of the rule's LR at the {n_budgets} smallest budget(s)")
+         f"of the rule's LR at {len({sp.budget for sp in specs})} budget(s)")
     if jobs > 1 and len(pending) > 1:
         _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jobs, False)
     elif pending:
@@ -100,17 +122,16 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, n_budgets: int = 
 
     rows, per_budget = [], []
     for b in sorted({sp.budget for sp in specs}):
-        at = [sp for sp in specs if sp.budget == b]
-        losses = [done[sp.id].get("loss") if done[sp.id].get("status") == "ok" else None for sp in at]
+        group = [sp for sp in specs if sp.budget == b]
+        losses = [done[sp.id].get("loss") if done[sp.id].get("status") == "ok" else None for sp in group]
         losses = [float("nan") if v is None else v for v in losses]
         f_best, how = best_factor(factors, losses)
-        per_budget.append({"budget": b, "run": at[0].id.rsplit("-lr", 1)[0], "params": at[0].shape.params,
-                           "rule_lr": at[0].lr / factors[0], "best_factor": f_best, "how": how,
+        per_budget.append({"budget": b, "run": group[0].id.rsplit("-lr", 1)[0], "params": group[0].shape.params,
+                           "rule_lr": group[0].lr / factors[0], "best_factor": f_best,
+                           "best_lr": group[0].lr / factors[0] * f_best, "how": how,
                            "losses": dict(zip((f"{f:g}" for f in factors), losses))})
-        rows += [(sp, done[sp.id]) for sp in at]
-    m = float(np.exp(np.mean([np.log(p["best_factor"]) for p in per_budget])))
-    result = {"factor": m, "lr": cfg.train.lr * m, "lr_ref_params": cfg.train.lr_ref_params,
-              "edge": any(p["how"] == "edge" for p in per_budget), "budgets": per_budget}
+        rows += [(sp, done[sp.id]) for sp in group]
+    result = recommend(cfg.train, per_budget)
     atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors, "result": result})
 
     echo(f"{'run':<26} {'params':>9} {'lr':>9} {'loss':>8}")
@@ -119,8 +140,11 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, n_budgets: int = 
         echo(f"{sp.id:<26} {sp.shape.params:>9,} {sp.lr:>9.3g} {loss:>8}")
     for p in per_budget:
         echo(f"budget {p['budget']:.3g}: best at {p['best_factor']:.3g}x the rule's LR ({p['how']})")
-    echo(f"recommended: [train] lr = {result['lr']:.3g} (at lr_ref_params = {cfg.train.lr_ref_params:g}; "
-         f"{m:.3g}x the config's {cfg.train.lr:g})")
+    line = f"recommended: [train] lr = {result['lr']:.3g}"
+    if "lr_exponent" in result:
+        line += f", lr_exponent = {result['lr_exponent']:.3g}"
+    echo(line + f" (lr_ref_params = {cfg.train.lr_ref_params:g}; the config has lr = {cfg.train.lr:g}, "
+         f"lr_exponent = {cfg.train.lr_exponent:.3g})")
     if result["edge"]:
         echo("warning: the best LR is at the edge of the factors at some budget: widen --factors and probe again")
     echo(f"wrote {meta_path}")
