@@ -295,19 +295,30 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
                 continue
             chosen.append(spec)
         specs += sorted(chosen, key=lambda sp: sp.shape.params)
-        if bi == 0:
-            guess = shape_for(centre, vocab_size, m)  # the compute-optimal guess at the smallest budget
         if not chosen:
             raise InputError(f"{cfg.source}: budget {budget:.3g} FLOPs leaves no model with {s.min_steps} steps")
     if s.repeat_smallest:
         # repeat the smallest budget's compute-optimal guess (its likely frontier model; else the set's middle
         # size) with other seeds: the seed-to-seed noise floor of the frontier
-        first = [sp for sp in specs if sp.budget == specs[0].budget]
-        centre = next((sp for sp in first if sp.shape == guess), first[len(first) // 2])
+        centre = compute_optimal_run(cfg, [sp for sp in specs if sp.budget == specs[0].budget], vocab_size)
         at = specs.index(centre) + 1
         specs[at:at] = [replace(centre, seed=s.seed + 1 + k, id=centre.id.rsplit("-s", 1)[0] + f"-s{s.seed + 1 + k}")
                         for k in range(s.repeat_smallest)]
     return specs
+
+
+def compute_optimal_run(cfg: Config, at_budget: list[RunSpec], vocab_size: int = 256) -> RunSpec:
+    """Of one budget's IsoFLOP set, the run of the compute-optimal guess (the shape rule at N = sqrt(C / (6 r))),
+    else the set's middle size: the budget's likely frontier model, which repeated seeds and the LR probe train."""
+    budget = at_budget[0].budget
+    guess = shape_for(math.sqrt(budget / (6.0 * cfg.sweep.tokens_per_param)), vocab_size, cfg.model)
+    return next((sp for sp in at_budget if sp.shape == guess), at_budget[len(at_budget) // 2])
+
+
+def budget_index(run_id: str) -> int | None:
+    """The budget position in a planned run's id (b<index>-L<layers>d<width>-s<seed>...), None for other names."""
+    head = run_id.split("-", 1)[0]
+    return int(head[1:]) if head[:1] == "b" and head[1:].isdigit() else None
 
 
 def _spec(cfg: Config, bi: int, budget: float, shape: Shape) -> RunSpec | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .plan import budget_index
 
 INK, MID, LIGHT = "#1b1b1b", "#5b6b7b", "#c9d1d9"
 ACCENT = "#1f5fa8"  # one accent colour; everything also reads in grayscale
@@ -224,23 +225,22 @@ def curves_figure(sweep_dir, path, max_runs: int = 60, smooth: float = 0.9):
     plt = _plt()
     sweep_dir = Path(sweep_dir)
 
-    def budget_index(p):  # run folders are b<budget index>-L<layers>d<width>-s<seed>
-        head = p.parent.name.split("-")[0]
-        return int(head[1:]) if head[1:].isdigit() else 0
+    def budget_of(p):  # run folders are named by their run ids
+        return budget_index(p.parent.name) or 0
 
-    logs = sorted((sweep_dir / "runs").glob("*/log.jsonl"), key=lambda p: (budget_index(p), p.parent.name))
+    logs = sorted((sweep_dir / "runs").glob("*/log.jsonl"), key=lambda p: (budget_of(p), p.parent.name))
     if not logs:
         raise InputError(f"{sweep_dir}: no runs/*/log.jsonl to draw")
     if len(logs) > max_runs:  # keep the budgets' spread: every k-th run
         logs = logs[:: math.ceil(len(logs) / max_runs)]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    last = max(budget_index(p) for p in logs)
+    last = max(budget_of(p) for p in logs)
     shown = []
     for p in logs:
         rows = [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
         tr = [(r["tokens"], r["train_loss"]) for r in rows if "train_loss" in r and math.isfinite(r["train_loss"])]
         va = [(r["tokens"], r["val_loss"]) for r in rows if "val_loss" in r]
-        color = str(0.1 + 0.6 * budget_index(p) / max(1, last))
+        color = str(0.1 + 0.6 * budget_of(p) / max(1, last))
         if tr:
             x, y = map(np.asarray, zip(*tr))
             if smooth:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, atomic_write_json
-from ..plan import Config, plan, shape_for
+from ..plan import Config, compute_optimal_run, plan
 from .sweep import _launch_parallel, _train_in_turn, auto_jobs, read_finished, recover_finished
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -40,9 +40,8 @@ def probe_specs(cfg: Config, factors, at=(0, -1), vocab_size: int = 256) -> list
                          f"{len(every) - 1}, or -1 for the largest)") from None
     out = []
     for b in budgets:
-        at = [sp for sp in specs if sp.budget == b and sp.seed == cfg.sweep.seed]
-        guess = shape_for(math.sqrt(b / (6.0 * cfg.sweep.tokens_per_param)), vocab_size, cfg.model)
-        centre = next((sp for sp in at if sp.shape == guess), at[len(at) // 2])
+        centre = compute_optimal_run(cfg, [sp for sp in specs if sp.budget == b and sp.seed == cfg.sweep.seed],
+                                     vocab_size)
         out += [replace(centre, lr=centre.lr * f, id=f"{centre.id}-lr{f:g}") for f in factors]
     return out
 

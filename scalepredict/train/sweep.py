@@ -236,13 +236,13 @@ def bracket_next(cfg: Config, known: list, planned: set, done: dict, vocab_size:
     seed-mean loss is at the set's smallest or largest size, the next size beyond that edge (plan.bracket_spec),
     until [sweep] bracket sizes were added to that budget. Deterministic given the finished records, so a resumed
     sweep adds the same runs."""
-    from ..plan import bracket_spec
+    from ..plan import bracket_spec, budget_index
 
-    by_budget: dict[str, list] = {}
+    by_budget: dict[int, list] = {}
     for sp in known:
-        by_budget.setdefault(sp.id.split("-", 1)[0], []).append(sp)
+        by_budget.setdefault(budget_index(sp.id), []).append(sp)
     new = []
-    for prefix, group in by_budget.items():
+    for bi, group in by_budget.items():
         if any(sp.id not in done for sp in group):
             continue
         if sum(sp.id not in planned for sp in group) >= cfg.sweep.bracket:
@@ -260,7 +260,7 @@ def bracket_next(cfg: Config, known: list, planned: set, done: dict, vocab_size:
         tried = sorted({sp.shape for sp in group}, key=lambda sh: sh.params)
         if side is None or best != (tried[0] if side == "smallest" else tried[-1]):
             continue  # bracketed, or a size beyond the edge was tried and diverged: a larger step will not help
-        spec = bracket_spec(cfg, int(prefix[1:]), group[0].budget, [sp.shape for sp in group], side, vocab_size)
+        spec = bracket_spec(cfg, bi, group[0].budget, [sp.shape for sp in group], side, vocab_size)
         if spec is not None and spec.id not in {sp.id for sp in known}:
             new.append(spec)
     return new
