@@ -362,14 +362,20 @@ def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs
     from .train.sweep import run_sweep
 
     cfg = load_config(config)
-    if jobs != "auto":
-        if not jobs.isdigit() or int(jobs) < 1:
-            raise InputError(f"--jobs must be a positive integer or auto, got {jobs!r}")
-        jobs = int(jobs)
+    jobs = _jobs(jobs)
     if out == Path("sweeps/cpu-demo") and cfg.name != "cpu-demo":
         out = Path("sweeps") / cfg.name
     run_sweep(cfg, out, device=device, resume=resume, dry_run=dry_run, launcher=launcher, echo=click.echo,
               keep_state=keep_checkpoints, jobs=jobs)
+
+
+def _jobs(value: str) -> int | str:
+    """--jobs: a positive integer, or auto."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"--jobs must be a positive integer or auto, got {value!r}")
+    return int(value)
 
 
 @cli.command()
@@ -397,10 +403,7 @@ def probe(config, out, factors, at, device, jobs):
         positions = [int(i) for i in at.split(",") if i.strip()]
     except ValueError:
         raise InputError(f"--at: expected comma-separated budget positions (0, 1, ..., -1), got {at!r}") from None
-    if jobs != "auto":
-        if not jobs.isdigit() or int(jobs) < 1:
-            raise InputError(f"--jobs must be a positive integer or auto, got {jobs!r}")
-        jobs = int(jobs)
+    jobs = _jobs(jobs)
     run_probe(cfg, out or Path("sweeps") / f"{cfg.name}-probe", fs, positions, device, jobs, click.echo)
 
 

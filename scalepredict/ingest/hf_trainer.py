@@ -29,14 +29,22 @@ def _beside(path, name) -> dict:
     return obj if isinstance(obj, dict) else {}
 
 
+def _run_meta(path, state: dict) -> dict:
+    """Params and compute from config.json beside `path` (a checkpoint folder holds the model's config) and a
+    trainer_state.json's top-level scalars. Tokens are left out: num_input_tokens_seen is 0 unless the Trainer
+    counted, and per-entry values are read with the curves."""
+    flat = flatten(_beside(path, "config.json"))
+    flat.update({k: v for k, v in state.items() if k != "log_history" and not isinstance(v, (dict, list))})
+    meta = run_meta_from(flat)
+    meta.pop("tokens", None)
+    return meta
+
+
 def read_trainer_state(path, obj):
     hist = obj.get("log_history")
     if not isinstance(hist, list):
         raise InputError(f"{path}: no log_history list (not a Hugging Face trainer_state.json)")
-    flat = flatten(_beside(path, "config.json"))  # a checkpoint folder holds the model's config beside the state
-    flat.update({k: v for k, v in obj.items() if k != "log_history" and not isinstance(v, (dict, list))})
-    meta = run_meta_from(flat)
-    meta.pop("tokens", None)  # num_input_tokens_seen is 0 unless the Trainer counted; per-entry values come below
+    meta = _run_meta(path, obj)
     curves = {}
     for rec in hist:
         if not isinstance(rec, dict) or "step" not in rec:
@@ -60,10 +68,7 @@ def read_results(path, obj):
     """all_results.json and friends: each numeric key is a one-point curve at the run's last step (global_step of
     a trainer_state.json beside it, else 0); params and compute from config.json and trainer_state.json."""
     state = _beside(path, "trainer_state.json")
-    flat = flatten(_beside(path, "config.json"))
-    flat.update({k: v for k, v in state.items() if k != "log_history" and not isinstance(v, (dict, list))})
-    meta = run_meta_from(flat)
-    meta.pop("tokens", None)
+    meta = _run_meta(path, state)
     step = int(state.get("global_step") or 0)
     return [Curve(path.parent.name, k, [step], [float(v)], None, str(path), meta=meta) for k, v in obj.items()
             if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]

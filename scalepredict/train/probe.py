@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError, atomic_write_json
 from ..plan import Config, compute_optimal_run, plan
-from .sweep import _launch_parallel, _train_in_turn, auto_jobs, read_finished, recover_finished
+from .sweep import auto_jobs, read_finished, recover_finished, train_specs
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -109,14 +109,11 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), devic
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors})
     done = read_finished(runs_path)
-    recover_finished(specs, done, out, runs_path)
+    recover_finished(specs, done, out, runs_path, echo)
     pending = [sp for sp in specs if sp.id not in done]
     echo(f"LR probe '{cfg.name}': {len(specs)} runs ({len(pending)} to train), factors {', '.join(f'{f:g}' for f in factors)} "
          f"of the rule's LR at {len({sp.budget for sp in specs})} budget(s)")
-    if jobs > 1 and len(pending) > 1:
-        _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jobs, False)
-    elif pending:
-        _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, echo, False)
+    train_specs(pending, specs, cfg, corpus, out, device, runs_path, echo, jobs)
     done = read_finished(runs_path)
 
     rows, per_budget = [], []

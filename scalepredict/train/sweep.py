@@ -56,9 +56,9 @@ def repetition_warning(specs, corpus) -> str | None:
             f"fresh (Muennighoff et al. 2023), so point [data] at a larger corpus for this ladder")
 
 
-def recover_finished(specs, done: dict, out: Path, runs_path: Path) -> int:
+def recover_finished(specs, done: dict, out: Path, runs_path: Path, echo=None) -> int:
     """Append to runs.jsonl (and to `done`) the planned runs that finished, writing runs/<id>/record.json, but whose
-    record never reached runs.jsonl (the sweep process died first). Returns how many."""
+    record never reached runs.jsonl (the sweep process died first); say how many through `echo`. Returns how many."""
     n = 0
     for s in specs:
         path = out / "runs" / s.id / "record.json"
@@ -72,6 +72,8 @@ def recover_finished(specs, done: dict, out: Path, runs_path: Path) -> int:
             append_line(runs_path, json.dumps(rec))
             done[s.id] = rec
             n += 1
+    if n and echo:
+        echo(f"recovered {n} finished run(s) from their folders (runs/<id>/record.json)")
     return n
 
 
@@ -188,24 +190,13 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     if warning:
         echo(warning)
     done = read_finished(runs_path)
-    recovered = recover_finished(specs, done, out, runs_path)
-    if recovered:
-        echo(f"recovered {recovered} finished run(s) from their folders (runs/<id>/record.json)")
+    recover_finished(specs, done, out, runs_path, echo)
     pending = [s for s in specs if s.id not in done]
     if done:
         echo(f"resuming {out}: {len(done)} of {len(specs)} runs finished, {len(pending)} to go")
 
     def train(todo, known):
-        if not todo:
-            return
-        if launcher == "submitit":
-            _launch_submitit(todo, cfg, corpus, out, device, runs_path, echo)
-        elif jobs > 1 and len(todo) > 1:
-            _launch_parallel(todo, known, read_finished(runs_path), cfg, out, device, runs_path, echo, jobs,
-                             keep_state)
-        else:
-            _train_in_turn(todo, known, read_finished(runs_path), cfg, corpus, out, device, runs_path, echo,
-                           keep_state)
+        train_specs(todo, known, cfg, corpus, out, device, runs_path, echo, jobs, keep_state, launcher)
 
     train(pending, specs)
     # bracketing: a set whose best run is its smallest or largest size gets the next size beyond that edge (at most
@@ -219,8 +210,7 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         known += new
         meta["bracket"] = [sp.as_dict() for sp in known if sp.id not in planned]
         atomic_write_json(meta_path, meta)
-        if recovered := recover_finished(new, done, out, runs_path):
-            echo(f"recovered {recovered} finished run(s) from their folders (runs/<id>/record.json)")
+        recover_finished(new, done, out, runs_path, echo)
         todo = [sp for sp in new if sp.id not in done]
         if todo:
             echo(f"bracketing: {len(todo)} IsoFLOP set(s) have their best run at an edge; adding "
@@ -229,6 +219,21 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     meta["finished"] = _now()
     atomic_write_json(meta_path, meta)
     return finish_sweep(cfg, out, echo) if finish else None
+
+
+def train_specs(todo, known, cfg, corpus, out, device, runs_path, echo, jobs: int = 1, keep_state: bool = False,
+                launcher: str = "local"):
+    """Train `todo` and append each record to runs_path as it finishes: through submitit, `jobs` one-thread
+    processes at once, or in turn in this process (one run alone gets every thread). `known`: every run of the
+    sweep, for the progress counts."""
+    if not todo:
+        return
+    if launcher == "submitit":
+        _launch_submitit(todo, cfg, corpus, out, device, runs_path, echo)
+    elif jobs > 1 and len(todo) > 1:
+        _launch_parallel(todo, known, read_finished(runs_path), cfg, out, device, runs_path, echo, jobs, keep_state)
+    else:
+        _train_in_turn(todo, known, read_finished(runs_path), cfg, corpus, out, device, runs_path, echo, keep_state)
 
 
 def bracket_next(cfg: Config, known: list, planned: set, done: dict, vocab_size: int = 256) -> list:
