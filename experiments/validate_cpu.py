@@ -12,8 +12,8 @@ figures/cpu-validate.md (the result table). Both stages resume where an interrup
 
     python experiments/validate_cpu.py [--out sweeps/cpu-validate] [--factor 100]
 
-On 2 CPU cores: about 2 min for the fitted sweep (two one-thread runs at once); the three runs at 1e14 FLOPs took
-3,813 s of training one at a time.
+On 2 CPU cores: about 2 min for the fitted sweep (two one-thread runs at once); the 1e14 set (three sizes, and a
+fourth that bracketing added) took 4,659 s of training.
 """
 
 from __future__ import annotations
