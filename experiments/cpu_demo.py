@@ -34,9 +34,14 @@ def main():
     print(f"sweep wall time (this invocation) {time.time() - t:.0f} s")
     table = load_runs(args.out / "runs.jsonl")
     fit = load_fit(args.out / "fit.json")
-    sn = seed_noise(table)  # the repeated seeds of the smallest budget's compute-optimal guess (repeat_smallest)
-    noise = sn["sigma"] if sn else float("nan")
-    print(f"seed-to-seed noise at the smallest budget: {noise:.2%} ({sn['dof'] + sn['groups'] if sn else 0} seeds)")
+    sn = seed_noise(table)  # repeated seeds of the compute-optimal guess at the repeat_at budgets
+    each = sn["each"] if sn else []
+    noise = each[0]["sigma"] if each else float("nan")
+    for g in each:
+        print(f"seed-to-seed noise at {g['compute']:.3g} FLOPs ({g['params']:,.0f} params): {g['sigma']:.2%} over "
+              f"{g['seeds']} seeds")
+    if sn:
+        print(f"pooled (the intervals' floor): {sn['sigma']:.2%}")
     bt = backtest(table, "compute", (10,))
     for c in bt["cases"]:
         print(f"k=10: {c['compute']:.3g} FLOPs predicted {c['predicted']:.4f} actual {c['actual']:.4f} "
@@ -62,7 +67,8 @@ def main():
     backtest_figure(bt, args.figures / "cpu-demo-backtest.png")
     curves_figure(args.out, args.figures / "cpu-demo-curves.png")
     (args.figures / "cpu-demo-summary.json").write_text(json.dumps(
-        {"seed_noise": noise, "backtest_k10_mape": bt["mape"], "backtest_k10_coverage": bt["coverage"],
+        {"seed_noise": noise, "seed_noise_each": each, "seed_noise_pooled": sn["sigma"] if sn else None,
+         "backtest_k10_mape": bt["mape"], "backtest_k10_coverage": bt["coverage"],
          "backtest_k10_cases": len(bt["cases"]), "check_1e14": check,
          "params": {n: float(v) for n, v in zip(fit.law.names, fit.values)}}, indent=2) + "\n")
 

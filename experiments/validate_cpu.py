@@ -58,7 +58,7 @@ def main():
     target = max(fitted.compute.max(), cfg.sweep.max or 0) * args.factor
     target = float(f"{target:.3g}")
     tcfg = replace(cfg, name=f"{cfg.name}-target",
-                   sweep=replace(cfg.sweep, budgets=[target], min=None, max=None, count=1, repeat_smallest=0,
+                   sweep=replace(cfg.sweep, budgets=[target], min=None, max=None, count=1, repeats=0, repeat_at=[0],
                                  targets=[]))
     t1 = time.time()
     target_dir = args.target_from or args.out / "target"
@@ -70,8 +70,9 @@ def main():
     pred = fit.predict(compute=truth.compute)[0]
     rel = pred["loss"] / truth.loss - 1
     covered = pred["lower"] <= truth.loss <= pred["upper"]
-    sn = seed_noise(fitted)  # the repeated seeds of the smallest budget's compute-optimal guess (repeat_smallest)
-    noise, n_seeds = (sn["sigma"], sn["dof"] + sn["groups"]) if sn else (float("nan"), 0)
+    sn = seed_noise(fitted)  # repeated seeds of the compute-optimal guess at the repeat_at budgets
+    each = sn["each"] if sn else []  # smallest compute first: the noise at the smallest budget is each[0]
+    noise, n_seeds = (each[0]["sigma"], each[0]["seeds"]) if each else (float("nan"), 0)
     fit_chin = None
     if (args.out / "fit" / "fit-chinchilla.json").exists():
         fit_chin = load_fit(args.out / "fit" / "fit-chinchilla.json")
@@ -87,7 +88,8 @@ def main():
         "predicted": pred["loss"], "lower": pred["lower"], "upper": pred["upper"], "level": 0.9,
         "actual": truth.loss, "actual_method": truth.method, "actual_best_params": truth.params,
         "rel_error": rel, "covered": bool(covered),
-        "seed_noise": noise, "seeds": n_seeds, "target_runs": runs,
+        "seed_noise": noise, "seeds": n_seeds, "seed_noise_each": each,
+        "seed_noise_pooled": sn["sigma"] if sn else None, "target_runs": runs,
             "wall_seconds": {"fitted_sweep": round(t_fit), "target_runs": round(t_target)},
         "train_seconds": {"fitted_runs": round(sum(r.get("wall_seconds", 0) for r in fitted.records)),
                           "target_runs": round(sum(r.get("wall_seconds", 0) for r in truth_table.records))},
@@ -119,6 +121,10 @@ def main():
         f"| truth inside the 90% interval | {'yes' if covered else 'no'} |",
         f"| seed-to-seed noise at the smallest budget ({n_seeds} seeds) | {noise:.2%} |",
     ]
+    lines += [f"| seed-to-seed noise at {g['compute']:.3g} FLOPs ({g['seeds']} seeds) | {g['sigma']:.2%} |"
+              for g in each[1:]]
+    if sn:
+        lines.append(f"| pooled seed noise (the floor of the interval's noise term) | {sn['sigma']:.2%} |")
     if "chinchilla" in result:
         c = result["chinchilla"]
         lines.append(f"| chinchilla law on all runs | {c['predicted']:.4f} ({c['rel_error']:+.2%}), "

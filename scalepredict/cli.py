@@ -201,8 +201,9 @@ def fit(inputs, out, as_json, **kw):
                f"residual scale {_num(result.noise_sigma)} (log loss)")
     if result.seed_noise:
         sn = result.seed_noise
+        each = "; ".join(f"{g['sigma']:.2%} over {g['seeds']} seeds at {g['compute']:.3g} FLOPs" for g in sn.get("each", []))
         click.echo(f"seed-to-seed scatter {_num(sn['sigma'])} (log loss, {sn['dof']} dof from {sn['groups']} repeated "
-                   f"run(s)): the floor of every interval's noise term")
+                   f"run(s){': ' + each if each else ''}): the floor of every interval's noise term")
     if result.law.name == "chinchilla":
         a = result.value("beta") / (result.value("alpha") + result.value("beta"))
         click.echo(f"compute-optimal: N* ~ C^{a:.3f}, D* ~ C^{1 - a:.3f}")

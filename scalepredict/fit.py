@@ -554,18 +554,21 @@ def unbracketed_warning(points: list[dict]) -> str | None:
 
 def seed_noise(table: RunTable) -> dict | None:
     """Pooled standard deviation of log loss over groups of runs with the same params and compute (repeats with
-    other seeds, as a sweep's repeat_smallest makes), with its degrees of freedom; None without repeats."""
+    other seeds, as a sweep's repeats make), with its degrees of freedom; None without repeats."""
     params, compute, loss = table.params, table.compute, table.loss
     ok = np.isfinite(params) & np.isfinite(compute) & np.isfinite(loss)
     groups: dict[tuple, list[float]] = {}
     for n, c, l in zip(params[ok], compute[ok], loss[ok]):
         groups.setdefault((round(math.log(n), 6), round(math.log(c), 6)), []).append(math.log(l))
-    reps = [np.array(g) for g in groups.values() if len(g) >= 2]
-    dof = sum(len(g) - 1 for g in reps)
+    reps = {k: np.array(g) for k, g in groups.items() if len(g) >= 2}
+    dof = sum(len(g) - 1 for g in reps.values())
     if not dof:
         return None
-    sigma = math.sqrt(sum(float(np.sum((g - g.mean()) ** 2)) for g in reps) / dof)
-    return {"sigma": sigma, "dof": dof, "groups": len(reps)}
+    sigma = math.sqrt(sum(float(np.sum((g - g.mean()) ** 2)) for g in reps.values()) / dof)
+    # each group's own scatter, smallest compute first: on small sweeps it grows with the budget
+    each = [{"params": math.exp(n), "compute": math.exp(c), "seeds": len(g), "sigma": float(np.std(g, ddof=1))}
+            for (n, c), g in sorted(reps.items(), key=lambda kv: kv[0][1])]
+    return {"sigma": sigma, "dof": dof, "groups": len(reps), "each": each}
 
 
 def _covariance(law, X, logL, u, values, at_bound, noise_sigma):

@@ -60,7 +60,8 @@ class SweepConfig:
     tokens_per_param: float = 20.0  # centre of each set: the compute-optimal guess (Hoffmann et al. 2022)
     targets: list = field(default_factory=list)  # budgets to predict at the end (FLOPs)
     seed: int = 0
-    repeat_smallest: int = 2  # extra seeds of the smallest budget's compute-optimal guess: the noise floor
+    repeats: int = 2  # extra seeds of the compute-optimal guess at each repeat_at budget: the noise floor
+    repeat_at: list = field(default_factory=lambda: [0])  # budget positions (0 the smallest, -1 the largest)
     min_steps: int = 50  # a run shorter than this is not a meaningful point
     bracket: int = 2  # sizes a sweep may add to a set whose best run is at its smallest or largest size (0: none)
 
@@ -106,8 +107,12 @@ class Config:
         d = self.as_dict()
         for name in ("data", "model", "sweep", "train"):
             default = asdict(type(getattr(self, name))())
-            d[name] = {k: v for k, v in d[name].items() if default.get(k, object()) != v}
+            d[name] = {DIGEST_NAMES.get(k, k): v for k, v in d[name].items() if default.get(k, object()) != v}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+DIGEST_NAMES = {"repeats": "repeat_smallest"}  # renamed settings hash under their old names: old sweeps resume
+RENAMED = {"repeat_smallest": "repeats (with repeat_at = [0] for the smallest budget only)"}
 
 
 def _section(cls, values, where):
@@ -115,6 +120,9 @@ def _section(cls, values, where):
         raise InputError(f"{where}: expected a table")
     names = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(names))
+    renamed = [f"{k} is now {RENAMED[k]}" for k in unknown if k in RENAMED]
+    if renamed:
+        raise InputError(f"{where}: {'; '.join(renamed)}")
     if unknown:
         raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
     obj = cls()
@@ -166,6 +174,12 @@ def _validate(cfg: Config, p):
         raise InputError(f"{p}: [sweep] budgets and targets must be positive numbers")
     if s.sizes_per_budget < 1 or s.size_step <= 1:
         raise InputError(f"{p}: [sweep] needs sizes_per_budget >= 1 and size_step > 1")
+    n_budgets = len(s.budgets) or s.count
+    if s.repeats < 0 or not isinstance(s.repeat_at, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and -n_budgets <= i < n_budgets for i in s.repeat_at):
+        raise InputError(f"{p}: [sweep] needs repeats >= 0 and repeat_at a list of budget positions in "
+                         f"{-n_budgets}..{n_budgets - 1} (0 the smallest, -1 the largest), got repeats={s.repeats} "
+                         f"repeat_at={s.repeat_at!r}")
     if s.bracket < 0:
         raise InputError(f"{p}: [sweep] bracket must be 0 or more, got {s.bracket}")
     if cfg.model.shape_rule not in ("closest", "monotone"):
@@ -297,13 +311,18 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
         specs += sorted(chosen, key=lambda sp: sp.shape.params)
         if not chosen:
             raise InputError(f"{cfg.source}: budget {budget:.3g} FLOPs leaves no model with {s.min_steps} steps")
-    if s.repeat_smallest:
-        # repeat the smallest budget's compute-optimal guess (its likely frontier model; else the set's middle
-        # size) with other seeds: the seed-to-seed noise floor of the frontier
-        centre = compute_optimal_run(cfg, [sp for sp in specs if sp.budget == specs[0].budget], vocab_size)
-        at = specs.index(centre) + 1
-        specs[at:at] = [replace(centre, seed=s.seed + 1 + k, id=centre.id.rsplit("-s", 1)[0] + f"-s{s.seed + 1 + k}")
-                        for k in range(s.repeat_smallest)]
+    if s.repeats:
+        # repeat the compute-optimal guess (the likely frontier model; else the set's middle size) of each
+        # repeat_at budget with other seeds: the seed-to-seed noise floor of the frontier. Noise grows with the
+        # budget on small sweeps (one seed decides which size wins a set), so one repeat in the middle of the
+        # range measures it where the fit leans, for a fraction of the cost of the largest budget.
+        ladder = budgets(cfg)
+        for bi in sorted({p % len(ladder) for p in s.repeat_at}, reverse=True):
+            centre = compute_optimal_run(cfg, [sp for sp in specs if sp.budget == ladder[bi]], vocab_size)
+            at = specs.index(centre) + 1
+            stem = centre.id.rsplit("-s", 1)[0]
+            specs[at:at] = [replace(centre, seed=s.seed + 1 + k, id=f"{stem}-s{s.seed + 1 + k}")
+                            for k in range(s.repeats)]
     return specs
 
 

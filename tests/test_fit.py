@@ -169,7 +169,17 @@ def test_repeated_seeds_set_a_floor_under_the_prediction_noise():
     table = RunTable(rows + repeats, ["x"])
     sn = seed_noise(table)
     logs = np.log([rows[0]["loss"], rows[0]["loss"] * 1.02, rows[0]["loss"] * 0.99])
-    assert sn == {"sigma": pytest.approx(np.std(logs, ddof=1), rel=1e-9), "dof": 2, "groups": 1}
+    assert sn == {"sigma": pytest.approx(np.std(logs, ddof=1), rel=1e-9), "dof": 2, "groups": 1,
+                  "each": [{"params": pytest.approx(1e6), "compute": pytest.approx(rows[0]["compute"]), "seeds": 3,
+                            "sigma": pytest.approx(np.std(logs, ddof=1), rel=1e-9)}]}
+    # a second repeated group pools with the first: sum of squared deviations over the summed dof
+    more = [dict(rows[3], run=f"r3-s{k}", loss=rows[3]["loss"] * f) for k, f in ((1, 0.95),)]
+    two = seed_noise(RunTable(rows + repeats + more, ["x"]))
+    logs3 = np.log([rows[3]["loss"], rows[3]["loss"] * 0.95])
+    ss = np.sum((logs - logs.mean()) ** 2) + np.sum((logs3 - logs3.mean()) ** 2)
+    assert two["sigma"] == pytest.approx(np.sqrt(ss / 3), rel=1e-9) and two["dof"] == 3 and two["groups"] == 2
+    assert [g["seeds"] for g in two["each"]] == [3, 2]  # smallest compute first
+    assert two["each"][1]["sigma"] == pytest.approx(np.std(logs3, ddof=1), rel=1e-9)
     fit = fit_law(table, "compute", n_bootstrap=0, all_points=True)
     p = fit.predict(compute=1e21)[0]
     t90 = 2.919985580355516  # Student t, 2 dof, 0.95 quantile

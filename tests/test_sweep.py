@@ -1,5 +1,5 @@
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from click.testing import CliRunner  # noqa: E402
 from scalepredict.cli import cli  # noqa: E402
 from scalepredict.errors import InputError  # noqa: E402
 from scalepredict.flops import Shape  # noqa: E402
-from scalepredict.plan import load_config, lr_at, plan  # noqa: E402
+from scalepredict.plan import compute_optimal_run, load_config, lr_at, plan  # noqa: E402
 from scalepredict.train.data import synthetic_corpus, token_corpus  # noqa: E402
 from scalepredict.train.model import GPT  # noqa: E402
 from scalepredict.train.trainer import train_run  # noqa: E402
@@ -30,7 +30,7 @@ head_dim = 8
 budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]
 sizes_per_budget = 3
 tokens_per_param = 20
-repeat_smallest = 1
+repeats = 1
 min_steps = 20
 targets = [3.2e11]
 [train]
@@ -85,6 +85,9 @@ def test_plan_isoflop_sets_and_exact_compute(tmp_path):
 @pytest.mark.parametrize("patch, needle", [
     ("[sweep]\nbogus = 1\n", "unknown key(s) bogus"),
     ("budgets = [10.0]\n", "too small"),
+    ("[sweep]\nrepeat_at = [0, 5]\n", "repeat_at a list of budget positions in -5..4"),
+    ("[sweep]\nrepeat_at = 2\n", "repeat_at a list of budget positions"),
+    ("[sweep]\nrepeat_smallest = 2\n", "repeat_smallest is now repeats (with repeat_at = [0]"),
 ])
 def test_bad_configs(tmp_path, patch, needle):
     text = TINY.replace("[sweep]\n", patch) if patch.startswith("[sweep]") else TINY.replace(
@@ -283,6 +286,41 @@ def test_monotone_shape_rule_never_shrinks_depth_or_width_as_the_target_grows():
     assert [c.n_layer for c in closest] == [2, 1]
 
 
+def test_repeats_go_on_the_compute_optimal_guess_of_each_repeat_at_budget(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text(TINY.replace("repeats = 1\n", "repeats = 2\nrepeat_at = [0, 2, -3]\n"))  # -3 is 2 again: once
+    cfg = load_config(str(p))
+    specs = plan(cfg)
+    q = tmp_path / "single.toml"
+    q.write_text(TINY.replace("repeats = 1\n", "repeats = 0\n"))
+    single = plan(load_config(str(q)))
+    extra = [s for s in specs if s.seed != 0]
+    assert len(specs) == len(single) + 4 and [s.seed for s in extra] == [1, 2, 1, 2]
+    for b in (2e9, 8e9):
+        guess = compute_optimal_run(cfg, [s for s in single if s.budget == b])
+        reps = [s for s in extra if s.budget == b]
+        assert [s.shape for s in reps] == [guess.shape] * 2 and [s.steps for s in reps] == [guess.steps] * 2
+        assert [s.id for s in reps] == [guess.id[:-1] + "1", guess.id[:-1] + "2"]
+        at = [s.id for s in specs].index(guess.id)
+        assert [s.id for s in specs[at + 1:at + 3]] == [s.id for s in reps]  # right after the run they repeat
+
+
+def test_a_renamed_setting_keeps_the_digest_so_older_sweeps_resume(tmp_path):
+    # sweeps made when `repeats` was `repeat_smallest` hashed it under that name
+    import hashlib
+    import json
+
+    p = tmp_path / "c.toml"
+    p.write_text(TINY)
+    cfg = load_config(str(p))
+    d = cfg.as_dict()
+    for name in ("data", "model", "sweep", "train"):
+        default = asdict(type(getattr(cfg, name))())
+        d[name] = {k: v for k, v in d[name].items() if default.get(k, object()) != v}
+    d["sweep"]["repeat_smallest"] = d["sweep"].pop("repeats")
+    assert cfg.digest() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def test_config_digest_ignores_settings_left_at_their_default(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text(TINY)
@@ -358,13 +396,13 @@ def test_isoflop_set_below_the_smallest_model_is_topped_up_with_larger_sizes(tmp
     # next sizes up instead of training two models
     p = tmp_path / "one.toml"
     p.write_text('name = "one"\n[data]\nval_tokens = 32768\n[model]\nseq_len = 64\naspect = 32\nhead_dim = 16\n'
-                 '[sweep]\nbudgets = [4e10]\nsizes_per_budget = 3\ntokens_per_param = 100\nrepeat_smallest = 0\n'
+                 '[sweep]\nbudgets = [4e10]\nsizes_per_budget = 3\ntokens_per_param = 100\nrepeats = 0\n'
                  '[train]\nbatch_size = 16\n')
     specs = plan(load_config(str(p)))
     assert [(s.shape.n_layer, s.shape.d_model, s.shape.params) for s in specs] == [
         (1, 16, 7_216), (1, 32, 12 * 32**2 + 3 * 32 + 32 * 256), (2, 32, 2 * 12 * 32**2 + 5 * 32 + 32 * 256)]
     # repeated seeds go on the compute-optimal guess (the likely frontier model), not on the set's middle size
-    p.write_text(p.read_text().replace("repeat_smallest = 0", "repeat_smallest = 2"))
+    p.write_text(p.read_text().replace("repeats = 0", "repeats = 2"))
     assert [s.id for s in plan(load_config(str(p)))] == [
         "b0-L1d16-s0", "b0-L1d16-s1", "b0-L1d16-s2", "b0-L1d32-s0", "b0-L2d32-s0"]
 
