@@ -63,7 +63,8 @@ def main():
               f"{'inside' if check['covered'] else 'OUTSIDE'} the interval)")
     args.figures.mkdir(exist_ok=True)
     prediction_figure(fit, args.figures / "cpu-demo-prediction.png", targets=cfg.sweep.targets)
-    isoflop_figure(table, args.figures / "cpu-demo-isoflop.png")
+    meta = json.loads((args.out / "sweep.json").read_text())
+    isoflop_figure(table, args.figures / "cpu-demo-isoflop.png", added={b["run"] for b in meta.get("bracket", [])})
     backtest_figure(bt, args.figures / "cpu-demo-backtest.png")
     curves_figure(args.out, args.figures / "cpu-demo-curves.png")
     (args.figures / "cpu-demo-summary.json").write_text(json.dumps(

@@ -119,8 +119,9 @@ def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9
     _save(fig, path)
 
 
-def isoflop_figure(table, path, unit: str = "nats/token"):
-    """Loss against parameters for each IsoFLOP set, with the parabola in log N and its vertex."""
+def isoflop_figure(table, path, unit: str = "nats/token", added=()):
+    """Loss against parameters for each IsoFLOP set, with the parabola in log N and its vertex. Runs named in
+    `added` (those a sweep's bracketing trained beyond a set's edge) are drawn hollow."""
     from .runs import frontier, isoflop_groups
 
     plt = _plt()
@@ -134,8 +135,11 @@ def isoflop_figure(table, path, unit: str = "nats/token"):
         g = np.array(g)
         n, l = table.params[g], table.loss[g]
         c = str(shade)
-        ax.plot(n, l, markers[k % len(markers)], ms=4, color=c, mec=INK, mew=0.3,
+        new = np.array([table.names[i] in added for i in g], dtype=bool)
+        ax.plot(n[~new], l[~new], markers[k % len(markers)], ms=4, color=c, mec=INK, mew=0.3,
                 label=f"{np.exp(np.mean(np.log(table.compute[g]))):.2g}")
+        if new.any():
+            ax.plot(n[new], l[new], markers[k % len(markers)], ms=5, mfc="none", mec=INK, mew=0.8)
         if len(np.unique(n)) >= 3:
             p = np.polyfit(np.log(n), l, 2)
             xs = np.geomspace(n.min() / 1.2, n.max() * 1.2, 50)
@@ -147,6 +151,8 @@ def isoflop_figure(table, path, unit: str = "nats/token"):
     ax.set_xscale("log")
     ax.set_xlabel("parameters N (non-embedding)")
     ax.set_ylabel(_loss_label(unit))
+    if any(name in added for name in table.names):
+        ax.plot([], [], "o", ms=5, mfc="none", mec=INK, mew=0.8, label="added by bracketing")
     ax.set_title("IsoFLOP sets: loss against model size at fixed compute (FLOPs)")
     ax.legend(title="budget (FLOPs)", ncol=2, fontsize=7)
     _save(fig, path)

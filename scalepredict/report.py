@@ -81,7 +81,8 @@ def write_report(source, out, targets=None, html: bool = False, level: float = 0
     plots.prediction_figure(fit, figdir / f"{stem}-prediction.png", targets=targets, level=level)
     figs.append((f"{stem}-prediction.png", "Loss against compute, the fitted law and its extrapolation"))
     if np.all(np.isfinite(table.params)) and any(len(g) >= 3 for g in isoflop_groups(table)):
-        plots.isoflop_figure(table, figdir / f"{stem}-isoflop.png")
+        plots.isoflop_figure(table, figdir / f"{stem}-isoflop.png",
+                             added={b["run"] for b in (meta or {}).get("bracket", [])})
         figs.append((f"{stem}-isoflop.png", "IsoFLOP sets"))
     if chin is not None:
         plots.optimal_figure(chin, figdir / f"{stem}-optimal.png", targets=targets, table=table)

@@ -79,3 +79,23 @@ def test_training_curves_are_smoothed_and_shaded_by_budget_order(tmp_path, monke
     # bias-corrected EMA with 0.5: 3, (0.25*3 + 0.5*3)/0.75 = 3, (0.125*3 + 0.25*3 + 0.5*1)/0.875 = 1.857...
     assert np.allclose(lines[0].get_ydata(), [3.0, 3.0, (0.125 * 3 + 0.25 * 3 + 0.5) / 0.875])
     assert np.allclose(lines[1].get_ydata(), [4.0, (0.25 * 4 + 0.5 * 2) / 0.75, (0.125 * 4 + 0.75 * 2) / 0.875])
+
+
+def test_isoflop_figure_draws_the_runs_bracketing_added_hollow(tmp_path, monkeypatch):
+    from scalepredict import plots
+    from scalepredict.runs import load_runs
+
+    rows = sweep_like_runs()
+    added = {rows[4]["run"], rows[9]["run"]}  # the largest size of the first two budgets
+    table = load_runs(write_jsonl(tmp_path / "runs.jsonl", rows))
+    saved = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault("fig", fig))
+    plots.isoflop_figure(table, tmp_path / "i.png", added=added)
+    lines = saved["fig"].axes[0].get_lines()
+    hollow = [ln for ln in lines if ln.get_markerfacecolor() == "none" and len(ln.get_xdata())]
+    assert sorted(float(x) for ln in hollow for x in ln.get_xdata()) == sorted([rows[4]["params"], rows[9]["params"]])
+    assert sorted(float(y) for ln in hollow for y in ln.get_ydata()) == sorted([rows[4]["loss"], rows[9]["loss"]])
+    assert "added by bracketing" in [t.get_text() for t in saved["fig"].axes[0].get_legend().get_texts()]
+    budgets = {f"{b:.2g}" for b in sorted({r["budget"] for r in rows})}
+    filled = [ln for ln in lines if ln.get_label() in budgets]
+    assert sum(len(ln.get_xdata()) for ln in filled) == len(rows) - 2  # every other run drawn once, filled
