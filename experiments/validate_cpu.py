@@ -1,7 +1,7 @@
 """Does the prediction hold 100x beyond the largest fitted run? A CPU validation, trained end to end.
 
 1. Sweep the cpu-validate config (budgets 1e10..1e12 FLOPs, 100x, three sizes each, three seeds at the smallest
-   budget) and fit the compute law L(C) = a*C^b + c on its frontier (exactly what `scalepredict sweep` does).
+   and the middle budget) and fit the compute law L(C) = a*C^b + c on its frontier (exactly what `scalepredict sweep` does).
 2. Train, with the same recipe, the IsoFLOP set that the plan rule gives at --factor x the largest fitted budget
    (1e14 FLOPs by default), and take its frontier loss the same way (parabola vertex in log N, else the best size).
 3. Compare: relative error of the prediction, whether the truth lies in the 90% interval, beside the
@@ -11,6 +11,10 @@ Writes figures/cpu-validate.png (fit, interval and the held-out truth), figures/
 figures/cpu-validate.md (the result table). Both stages resume where an interrupted attempt stopped.
 
     python experiments/validate_cpu.py [--out sweeps/cpu-validate] [--factor 100]
+    python experiments/validate_cpu.py --seed 10 --out sweeps/cpu-validate-seed10 --target-from sweeps/cpu-validate/target
+
+The second form trains the whole fitted ladder with other seeds and predicts the same truth again: the spread of
+those predictions is how reproducible a 100x prediction is at this scale.
 
 On 2 CPU cores: about 2 min for the fitted sweep (two one-thread runs at once); the 1e14 set (three sizes, and a
 fourth that bracketing added) took 4,659 s of training.
@@ -45,10 +49,15 @@ def main():
     ap.add_argument("--target-from", type=Path, default=None,
                     help="compare with the target runs already trained in this sweep folder (its runs.jsonl) "
                          "instead of training them")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="train the fitted ladder with this seed instead of the config's (with --target-from, an "
+                         "independent second prediction of the same truth: how far seeds alone move it)")
     args = ap.parse_args()
 
     cfg = load_config(args.config)
-    name = args.name or cfg.name
+    if args.seed is not None:
+        cfg = replace(cfg, sweep=replace(cfg.sweep, seed=args.seed))
+    name = args.name or (cfg.name if args.seed is None else f"{cfg.name}-seed{args.seed}")
     t0 = time.time()
     run_sweep(cfg, args.out / "fit", device=args.device, jobs="auto")
     t_fit = time.time() - t0
