@@ -239,8 +239,13 @@ def test_submitit_launcher_trains_every_run_once_in_local_jobs(tmp_path):
                                  "--device", "cpu"])  # no SLURM here: submitit runs each job as a local process
     assert r.exit_code == 0, r.output
     assert "submitted" in r.output and (out / "slurm").is_dir()
-    ids = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
-    assert sorted(ids) == sorted(s.id for s in plan(load_config(str(cfg_path))))
+    recs = [json.loads(l) for l in (out / "runs.jsonl").read_text().splitlines()]
+    specs = {s.id: s for s in plan(load_config(str(cfg_path)))}
+    assert sorted(r["run"] for r in recs) == sorted(specs)
+    for rec in recs:  # each finished job gets the same line as a local run: size, tokens, loss, seconds
+        sp = specs[rec["run"]]
+        assert (f"{sp.id}: {sp.shape.params:,} params, {sp.tokens:,} tokens, loss {rec['loss']:.4f}, "
+                f"{rec['wall_seconds']:.1f}s") in r.output
     assert (out / "fit.json").exists()
 
 

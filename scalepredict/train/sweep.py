@@ -301,10 +301,14 @@ def _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, ec
         if not tty:
             rate = (done_flops - start_flops) / max(time.time() - t_start, 1e-9)
             eta = (total_flops - done_flops) / max(rate, 1e-9)
-            loss = f"loss {rec['loss']:.4f}" if rec["status"] == "ok" else rec["status"].upper()
-            echo(f"[{len(done) + i + 1}/{len(specs)}] {spec.id}: {spec.shape.params:,} params, "
-                 f"{spec.tokens:,} tokens, {loss}, {rec['wall_seconds']:.1f}s; ETA {eta:.0f}s")
+            echo(f"[{len(done) + i + 1}/{len(specs)}] {_run_line(spec, rec)}; ETA {eta:.0f}s")
     overall.close()
+
+
+def _run_line(spec, rec: dict) -> str:
+    """One finished run, as the sweep prints it where there is no progress bar (logs, pipes, SLURM)."""
+    loss = f"loss {rec['loss']:.4f}" if rec["status"] == "ok" else rec["status"].upper()
+    return f"{spec.id}: {spec.shape.params:,} params, {spec.tokens:,} tokens, {loss}, {rec['wall_seconds']:.1f}s"
 
 
 def auto_jobs(cfg: Config, device: str) -> int:
@@ -373,9 +377,7 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
             bar.update(spec.compute)
             finished += 1
             if not sys.stderr.isatty():
-                loss = f"loss {rec['loss']:.4f}" if rec["status"] == "ok" else rec["status"].upper()
-                echo(f"[{finished}/{len(specs)}] {spec.id}: {spec.shape.params:,} params, {spec.tokens:,} tokens, "
-                     f"{loss}, {rec['wall_seconds']:.1f}s; {time.time() - t_start:.0f}s elapsed")
+                echo(f"[{finished}/{len(specs)}] {_run_line(spec, rec)}; {time.time() - t_start:.0f}s elapsed")
     except BaseException:
         ex.shutdown(wait=False, cancel_futures=True)  # queued runs are not started; running ones keep checkpoints
         raise
@@ -414,7 +416,7 @@ def _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo):
             echo(f"{spec.id}: job {job.job_id} FAILED: {first}")
             continue
         append_line(runs_path, json.dumps(rec))
-        echo(f"{spec.id}: {rec['status']} {rec.get('loss', '')}")
+        echo(_run_line(spec, rec))
     if failed:
         raise InputError(f"{out}: {len(failed)} of {len(jobs)} jobs failed, first {failed[0]}; logs in "
                          f"{out / 'slurm'}; finished runs are kept: rerun the same command to retry the rest")
