@@ -10,7 +10,8 @@ from click.testing import CliRunner  # noqa: E402
 from scalepredict.cli import cli  # noqa: E402
 from scalepredict.errors import InputError  # noqa: E402
 from scalepredict.plan import load_config, plan  # noqa: E402
-from scalepredict.train.probe import best_factor, probe_specs  # noqa: E402
+from scalepredict.plan import TrainConfig  # noqa: E402
+from scalepredict.train.probe import best_factor, probe_specs, recommend  # noqa: E402
 
 from tests.test_sweep import TINY  # noqa: E402
 
@@ -24,6 +25,19 @@ def test_best_factor_is_the_parabola_vertex_in_log_lr():
     assert best_factor([1, 2, 4], [2.0, 1.9, float("nan")]) == (2.0, "best")  # its upper neighbour diverged
     with pytest.raises(InputError, match="every probe run diverged"):
         best_factor([1, 2, 4], [float("nan")] * 3)
+
+
+def test_an_lr_exponent_no_published_rule_comes_near_is_warned_about():
+    t = TrainConfig(lr=1e-2, lr_ref_params=3e4)
+    at = lambda n, lr: {"params": n, "best_lr": lr, "best_factor": 1.0, "how": "vertex"}  # noqa: E731
+    # cpu-validate's probe: 1.47x the rule at 13,128 params, 0.509x at 40,080: a slope of -1.29 in log-log
+    steep = recommend(t, [at(13_128, 0.0132 * 1.47), at(40_080, 0.00908 * 0.509)])
+    e = math.log(0.00908 * 0.509 / (0.0132 * 1.47)) / math.log(40_080 / 13_128)
+    assert steep["lr_exponent"] == pytest.approx(e, rel=1e-12) and e < -1
+    assert len(steep["warnings"]) == 1 and f"lr_exponent {e:.3g} is outside -1..0" in steep["warnings"][0]
+    assert "13,128..40,080 parameters probed" in steep["warnings"][0]
+    # OLMo's -1/3 is not warned about
+    assert recommend(t, [at(1e4, 1e-2), at(8e4, 1e-2 / 2)])["warnings"] == []
 
 
 def test_probe_trains_the_compute_optimal_guess_at_each_factor_and_recommends_an_lr(tmp_path):

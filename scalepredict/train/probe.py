@@ -65,6 +65,9 @@ def best_factor(factors, losses) -> tuple[float, str]:
     return float(f[i]), "edge" if i in (0, len(f) - 1) else "best"
 
 
+PLAUSIBLE_EXPONENT = (-1.0, 0.0)  # wider than any published rule's; outside it a fit of two best LRs is suspect
+
+
 def recommend(t, per_budget: list[dict]) -> dict:
     """[train] lr (and lr_exponent, given two or more model sizes) from the best LR at each probed budget: the
     least-squares line in log lr against log N, read at lr_ref_params."""
@@ -73,9 +76,17 @@ def recommend(t, per_budget: list[dict]) -> dict:
     x = n - math.log(t.lr_ref_params)
     out = {"lr_ref_params": t.lr_ref_params, "edge": any(p["how"] == "edge" for p in per_budget),
            "budgets": per_budget}
+    out["warnings"] = []
     if np.ptp(n) > 1e-9:
         e, c = np.polyfit(x, y, 1)
         out.update({"lr": float(np.exp(c)), "lr_exponent": float(e)})
+        lo, hi = PLAUSIBLE_EXPONENT
+        if not lo <= e <= hi:
+            out["warnings"].append(
+                f"lr_exponent {e:.3g} is outside {lo:g}..{hi:g}, the range of published LR rules (muP's 1/width ~ "
+                f"N^-1/2, OLMo's N^-1/3, DeepSeek's C^-0.125 ~ N^-1/4): with one seed per LR a best LR moves "
+                f"with the seed noise, so probe more budgets (--at) before adopting it, and do not extrapolate it "
+                f"far beyond the {np.exp(n.min()):,.0f}..{np.exp(n.max()):,.0f} parameters probed")
     else:  # one size: the rule's exponent, the mean shift of its LR
         out["lr"] = float(t.lr * np.exp(np.mean([math.log(p["best_factor"]) for p in per_budget])))
     return out
@@ -143,5 +154,7 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), devic
          f"lr_exponent = {cfg.train.lr_exponent:.3g})")
     if result["edge"]:
         echo("warning: the best LR is at the edge of the factors at some budget: widen --factors and probe again")
+    for w in result["warnings"]:
+        echo(f"warning: {w}")
     echo(f"wrote {meta_path}")
     return result
