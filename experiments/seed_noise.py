@@ -1,5 +1,5 @@
-"""Seed-to-seed noise of one planned run, anywhere in a sweep (the sweep itself repeats only the smallest budget's
-compute-optimal guess).
+"""Seed-to-seed noise of one planned run, anywhere in a sweep (the sweep itself repeats only the compute-optimal
+guess at its repeat_at budgets).
 
 Trains the run `--run` of the config's plan with seeds 0..N-1 (same shape, tokens, LR and schedule; the seed sets
 the initialization and the batch order), one one-thread run per core, and prints the losses and their relative

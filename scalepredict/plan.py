@@ -174,7 +174,7 @@ def _validate(cfg: Config, p):
         raise InputError(f"{p}: [sweep] budgets and targets must be positive numbers")
     if s.sizes_per_budget < 1 or s.size_step <= 1:
         raise InputError(f"{p}: [sweep] needs sizes_per_budget >= 1 and size_step > 1")
-    n_budgets = len(s.budgets) or s.count
+    n_budgets = len(budgets(cfg))
     if s.repeats < 0 or not isinstance(s.repeat_at, list) or not all(
             isinstance(i, int) and not isinstance(i, bool) and -n_budgets <= i < n_budgets for i in s.repeat_at):
         raise InputError(f"{p}: [sweep] needs repeats >= 0 and repeat_at a list of budget positions in "
@@ -280,7 +280,8 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
     specs: list[RunSpec] = []
     smallest = shape_for(1.0, vocab_size, m)
     batch_tokens = t.batch_size * m.seq_len
-    for bi, budget in enumerate(budgets(cfg)):
+    ladder = budgets(cfg)
+    for bi, budget in enumerate(ladder):
         # centre: N with tokens = r * N, i.e. budget = flops_per_token(N) * r * N ~ 6 r N^2
         centre = math.sqrt(budget / (6.0 * s.tokens_per_param))
         # the IsoFLOP set: sizes_per_budget distinct shapes around the centre, size_step apart. Where the shape rule
@@ -316,7 +317,6 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
         # repeat_at budget with other seeds: the seed-to-seed noise floor of the frontier. Noise grows with the
         # budget on small sweeps (one seed decides which size wins a set), so one repeat in the middle of the
         # range measures it where the fit leans, for a fraction of the cost of the largest budget.
-        ladder = budgets(cfg)
         for bi in sorted({p % len(ladder) for p in s.repeat_at}, reverse=True):
             centre = compute_optimal_run(cfg, [sp for sp in specs if sp.budget == ladder[bi]], vocab_size)
             at = specs.index(centre) + 1
