@@ -36,7 +36,7 @@ FIT_FORMAT = 1
 # Model-error prior: the law itself is only an approximation, and published extrapolations miss by more than
 # their in-sample intervals say (least-squares 95% intervals covered 61% of larger held-out scales; method.md
 # section 3). We add a log-space standard deviation of this much per decade of extrapolation beyond the largest
-# fitted compute. Chosen so backtests of the Chinchilla frontier cover at the nominal level (experiments/
+# fitted compute. Chosen so backtests of the Chinchilla frontier cover at least the nominal 90% (95%: experiments/
 # chinchilla_backtest.py prints the coverage per k) and checked not to over-cover well-specified synthetic data
 # (benchmarks/coverage.py).
 MODEL_ERROR_PER_DECADE = 0.003
