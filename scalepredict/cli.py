@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import InputError, atomic_write_json
+from .errors import InputError, Stopped, atomic_write_json
 
 
 def _num(x, digits=4):
@@ -134,9 +135,14 @@ class _Group(click.Group):
                 raise
             click.echo(f"scalepredict: error: {e}", err=True)
             ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("scalepredict: interrupted", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            line = f"scalepredict: interrupted ({signal.Signals(signum).name})"
+            if ctx.invoked_subcommand in ("sweep", "probe"):
+                line += ("; finished runs are kept and runs in progress saved a checkpoint: rerun the same command "
+                         "to resume")
+            click.echo(line, err=True)
+            ctx.exit(128 + signum)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -469,7 +475,14 @@ def report(source, out, target, html):
     click.echo(f"wrote {out}")
 
 
+def _terminated(signum, frame):
+    raise Stopped(signum, "terminated")
+
+
 def main(argv=None):
+    # SIGTERM (`timeout`, a scheduler, `kill`) ends a command like Ctrl-C does: one line, no traceback, exit 143;
+    # a sweep catches it itself to end its runs on a step boundary with a checkpoint
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(args=argv, prog_name="scalepredict", standalone_mode=True)
     except InputError as e:  # raised outside a command's invoke (should not happen, but never a traceback)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -13,6 +14,18 @@ class InputError(Exception):
 
     The message names the file, and the line or column at fault where there is one.
     """
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM) ended the work; a sweep's runs in progress saved their checkpoints at a step
+    boundary, so rerunning the command resumes. The CLI exits with 128 + signum (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, signum: int = signal.SIGINT, message: str = "interrupted"):
+        super().__init__(message)
+        self.signum = int(signum)
+
+    def __reduce__(self):  # crosses the process boundary from a --jobs worker intact
+        return type(self), (self.signum, str(self))
 
 
 def read_input_bytes(path, folder_message: str = "is a folder, expected a file") -> bytes:

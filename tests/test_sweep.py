@@ -14,7 +14,7 @@ from scalepredict.flops import Shape  # noqa: E402
 from scalepredict.plan import compute_optimal_run, load_config, lr_at, plan  # noqa: E402
 from scalepredict.train.data import synthetic_corpus, token_corpus  # noqa: E402
 from scalepredict.train.model import GPT  # noqa: E402
-from scalepredict.train.trainer import train_run  # noqa: E402
+from scalepredict.train.trainer import Stopped, stop_at_step_boundary, train_run  # noqa: E402
 
 TINY = """
 name = "tiny"
@@ -130,6 +130,101 @@ def test_interrupted_run_resumes_from_its_checkpoint_to_the_same_loss(tmp_path):
     assert not (tmp_path / "b" / "state.pt").exists()
     steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1  # the final val line repeats the last step
+
+
+def test_a_stop_signal_ends_a_run_on_a_step_boundary_with_an_exact_checkpoint(tmp_path):
+    import os
+    import signal
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    cfg = load_config(str(cfg_path))  # checkpoint_seconds stays 60: the stop itself must write the checkpoint
+    spec = plan(cfg)[-1]
+    corpus = synthetic_corpus(200_000)
+    straight = train_run(spec, corpus, cfg.train, tmp_path / "a", "cpu", 2048)
+    at = 5 * (spec.steps // 10)  # a multiple of log_interval (5): progress is called there
+
+    def signal_at(step, loss):
+        if step == at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Stopped) as e, stop_at_step_boundary():
+        train_run(spec, corpus, cfg.train, tmp_path / "b", "cpu", 2048, progress=signal_at)
+    assert e.value.signum == signal.SIGTERM and f"step {at} of {spec.steps}" in str(e.value)
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # the context put the old handler back
+    state = torch.load(tmp_path / "b" / "state.pt", weights_only=False)
+    assert state["step"] == at
+    resumed = train_run(spec, corpus, cfg.train, tmp_path / "b", "cpu", 2048)
+    assert resumed["loss"] == pytest.approx(straight["loss"], rel=1e-5)
+    steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1
+
+
+def _children(pid):
+    """Process ids whose parent is `pid` (Linux /proc)."""
+    import glob
+
+    kids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.split("/")[2]))
+    return kids
+
+
+def _alive(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG")
+def test_parallel_sweep_stopped_by_sigterm_or_killed_leaves_no_worker_and_resumes_every_run_once(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]",
+                                     "budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10, 6.4e10]"))
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "scalepredict", "sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "2"]
+
+    def start_and_signal(sig):
+        """Start the sweep, wait until its workers are training, send `sig` to the sweep process alone."""
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen = {p for p in out.glob("runs/*/log.jsonl")}
+        deadline = time.time() + 120
+        while time.time() < deadline and not (set(out.glob("runs/*/log.jsonl")) - seen):
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        workers = [k for k in _children(proc.pid) if "spawn_main" in open(f"/proc/{k}/cmdline").read()]
+        assert len(workers) == 2
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(_alive(k) for k in workers):
+            time.sleep(0.05)
+        assert not any(_alive(k) for k in workers), "a worker outlived the sweep process"
+        return proc.returncode, err
+
+    rc, err = start_and_signal(signal.SIGTERM)
+    assert rc == 143 and "interrupted (SIGTERM)" in err and "rerun the same command" in err and "Traceback" not in err
+    assert list(out.glob("runs/*/state.pt")), "the runs in progress saved no checkpoint"
+    rc, err = start_and_signal(signal.SIGKILL)  # no cleanup in the sweep process: the workers stop themselves
+    assert rc == -signal.SIGKILL
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    ids = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
+    meta = json.loads((out / "sweep.json").read_text())
+    planned = [sp.id for sp in plan(load_config(str(cfg_path)))] + [b["run"] for b in meta.get("bracket", [])]
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(planned)
+    assert not list(out.glob("runs/*/state.pt"))
 
 
 def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):

@@ -230,10 +230,18 @@ def train_specs(todo, known, cfg, corpus, out, device, runs_path, echo, jobs: in
         return
     if launcher == "submitit":
         _launch_submitit(todo, cfg, corpus, out, device, runs_path, echo)
-    elif jobs > 1 and len(todo) > 1:
-        _launch_parallel(todo, known, read_finished(runs_path), cfg, out, device, runs_path, echo, jobs, keep_state)
-    else:
-        _train_in_turn(todo, known, read_finished(runs_path), cfg, corpus, out, device, runs_path, echo, keep_state)
+        return
+    from .trainer import stop_at_step_boundary
+
+    # SIGINT or SIGTERM (Ctrl-C, `timeout`, a scheduler's pre-emption) ends every run in progress on a step boundary
+    # with a checkpoint, keeps what finished, and raises trainer.Stopped: rerunning the command resumes losslessly
+    with stop_at_step_boundary():
+        if jobs > 1 and len(todo) > 1:
+            _launch_parallel(todo, known, read_finished(runs_path), cfg, out, device, runs_path, echo, jobs,
+                             keep_state)
+        else:
+            _train_in_turn(todo, known, read_finished(runs_path), cfg, corpus, out, device, runs_path, echo,
+                           keep_state)
 
 
 def bracket_next(cfg: Config, known: list, planned: set, done: dict, vocab_size: int = 256) -> list:
@@ -275,7 +283,7 @@ def _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, ec
     """The runs one after another in this process, with a progress bar per run and one for the sweep (its ETA)."""
     from tqdm.auto import tqdm
 
-    from .trainer import train_run
+    from .trainer import raise_if_stopped, train_run
 
     total_flops = sum(s.compute for s in specs)
     done_flops = sum(s.compute for s in specs if s.id in done)
@@ -302,6 +310,7 @@ def _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, ec
             rate = (done_flops - start_flops) / max(time.time() - t_start, 1e-9)
             eta = (total_flops - done_flops) / max(rate, 1e-9)
             echo(f"[{len(done) + i + 1}/{len(specs)}] {_run_line(spec, rec)}; ETA {eta:.0f}s")
+        raise_if_stopped(f"stopped after {spec.id} finished")  # a signal during its evaluation
     overall.close()
 
 
@@ -324,11 +333,37 @@ def auto_jobs(cfg: Config, device: str) -> int:
 _WORKER: dict = {}  # per worker process (a --jobs worker or a SLURM job): the corpus, loaded once
 
 
-def _worker_init(data: dict, threads: int):
+def _worker_init(data: dict, threads: int, parent: int | None = None):
+    """A --jobs worker: its threads, the corpus, and its stop signals. SIGINT or SIGTERM ends the run in progress on
+    its next step boundary with a checkpoint (an idle worker just exits). On Linux the worker also asks for SIGHUP
+    when the sweep process dies (killed with -9, say): it then stops the same way and exits, so that no worker
+    trains on as an orphan in the folder that the next invocation resumes."""
+    import os
+    import signal
+
     import torch
 
     from .data import load_corpus
+    from .trainer import request_stop
 
+    def stop(signum, frame):
+        if signum == signal.SIGHUP:
+            _WORKER["orphan"] = True
+        if not _WORKER.get("busy"):
+            os._exit(128 + signum)
+        request_stop(signum)
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, stop)
+    if parent is not None and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGHUP)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            stop(signal.SIGHUP, None)
     torch.set_num_threads(threads)
     _WORKER["corpus"] = load_corpus(data)
 
@@ -336,29 +371,41 @@ def _worker_init(data: dict, threads: int):
 def _worker_run(spec, cfg, out, device, keep_state=False, threads=None):
     """One run in a worker process; the record goes back to the sweep process, which alone writes runs.jsonl.
     `threads`: torch's CPU threads in this process (a submitit job; --jobs workers set theirs at start)."""
+    import os
+
     from .data import load_corpus
-    from .trainer import train_run
+    from .trainer import raise_if_stopped, train_run
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-
+    raise_if_stopped(f"{spec.id} not started")  # a run queued to this worker after a stop signal
     if "corpus" not in _WORKER:
         _WORKER["corpus"] = load_corpus(cfg.data.__dict__)
-    return train_run(spec, _WORKER["corpus"], cfg.train, Path(out) / "runs" / spec.id, device, cfg.data.val_tokens,
-                     keep_state=keep_state)
+    _WORKER["busy"] = True
+    try:
+        return train_run(spec, _WORKER["corpus"], cfg.train, Path(out) / "runs" / spec.id, device,
+                         cfg.data.val_tokens, keep_state=keep_state)
+    finally:
+        _WORKER["busy"] = False
+        if _WORKER.get("orphan"):  # the sweep process is gone: a finished run's record.json is recovered on resume
+            os._exit(129)
 
 
 def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jobs, keep_state):
     """`jobs` runs at once on CPU, each in its own process with cores // jobs threads: tiny models do not use two
     threads well (benchmarks/throughput.py), so two one-thread runs finish sooner than two two-thread runs in turn.
-    Records are appended as runs finish (runs.jsonl order is finishing order); an interrupted sweep resumes as usual."""
+    Records are appended as runs finish (runs.jsonl order is finishing order). On a stop signal (or a failed run)
+    the workers end their runs on a step boundary with a checkpoint, records that finished meanwhile are kept, and
+    the sweep returns only once no worker is left: a rerun resumes without two processes in one run folder."""
     import multiprocessing as mp
     import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from tqdm.auto import tqdm
+
+    from .trainer import raise_if_stopped
 
     threads = max(1, (cfg.train.threads or os.cpu_count() or 1) // jobs)
     total = sum(s.compute for s in specs)
@@ -368,21 +415,58 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
     # largest first: the long runs start early and the small ones fill the gaps at the end
     order = sorted(pending, key=lambda s: -s.compute)
     ex = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(dict(cfg.data.__dict__), threads))
+                             initargs=(dict(cfg.data.__dict__), threads, os.getpid()))
+    futures = {ex.submit(_worker_run, spec, cfg, str(out), device, keep_state): spec for spec in order}
+    recorded = set()
+
+    def record(fut):
+        nonlocal finished
+        spec, rec = futures[fut], fut.result()
+        append_line(runs_path, json.dumps(rec))
+        recorded.add(fut)
+        bar.update(spec.compute)
+        finished += 1
+        if not sys.stderr.isatty():
+            echo(f"[{finished}/{len(specs)}] {_run_line(spec, rec)}; {time.time() - t_start:.0f}s elapsed")
+
     try:
-        futures = {ex.submit(_worker_run, spec, cfg, str(out), device, keep_state): spec for spec in order}
-        for fut in as_completed(futures):
-            spec, rec = futures[fut], fut.result()
-            append_line(runs_path, json.dumps(rec))
-            bar.update(spec.compute)
-            finished += 1
-            if not sys.stderr.isatty():
-                echo(f"[{finished}/{len(specs)}] {_run_line(spec, rec)}; {time.time() - t_start:.0f}s elapsed")
+        running = set(futures)
+        while running:
+            raise_if_stopped()  # the poll below wakes twice a second to see a stop signal
+            ready, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in ready:
+                record(fut)
     except BaseException:
-        ex.shutdown(wait=False, cancel_futures=True)  # queued runs are not started; running ones keep checkpoints
+        ex.shutdown(wait=False, cancel_futures=True)  # queued runs are not started
+        _stop_workers()
+        for fut in futures:  # runs that finished while the others stopped
+            if fut not in recorded and fut.done() and not fut.cancelled() and fut.exception() is None:
+                record(fut)
         raise
+    finally:
+        bar.close()
     ex.shutdown()
-    bar.close()
+
+
+def _stop_workers(grace: float = 120.0) -> None:
+    """Ask every live worker process to stop (Process.terminate sends SIGTERM, which a worker turns into the end of
+    its run on the next step boundary, with a checkpoint) and wait until none is left; past `grace` seconds, or on
+    a second Ctrl-C, kill what remains (its run resumes from its last periodic checkpoint)."""
+    import multiprocessing as mp
+
+    procs = mp.active_children()  # in the sweep process: the --jobs workers
+    for p in procs:
+        p.terminate()
+    deadline = time.time() + grace
+    try:
+        while any(p.is_alive() for p in procs) and time.time() < deadline:
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+        p.join(5)
 
 
 def _launch_submitit(pending, cfg, corpus, out, device, runs_path, echo):

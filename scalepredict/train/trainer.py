@@ -1,6 +1,7 @@
 """One training run: AdamW, gradient clipping, the run's own LR schedule, bf16 autocast and torch.compile on CUDA
 (fp32 on CPU), a log.jsonl of the run, a checkpoint to resume from, divergence detection, and the final
-validation loss on a fixed set of held-out tokens.
+validation loss on a fixed set of held-out tokens. A stop signal (SIGINT, SIGTERM) inside `stop_at_step_boundary`
+ends a run at the next step boundary with an exact checkpoint, so an interrupted run loses no step.
 """
 
 from __future__ import annotations
@@ -8,18 +9,56 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import append_line, atomic_write_json
+from ..errors import Stopped, append_line, atomic_write_json
 from ..plan import RunSpec, TrainConfig, lr_at
 from .data import Corpus, get_batch, val_windows
 from .model import GPT
 
 DIVERGENCE_FACTOR = 1.5  # a smoothed train loss this far above its best so far (after warmup) is a blow-up
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STOP: dict = {"signum": None, "escalate": False}
+
+
+def raise_if_stopped(message: str = "interrupted") -> None:
+    if _STOP["signum"] is not None:
+        raise Stopped(_STOP["signum"], message)
+
+
+def request_stop(signum: int) -> None:
+    """Ask the run in progress to end on its next step boundary (as a stop signal inside the context does)."""
+    _STOP["signum"] = signum
+
+
+def _on_stop_signal(signum, frame):
+    if _STOP["signum"] is not None and _STOP["escalate"]:
+        raise Stopped(signum, "interrupted again: stopped at once, without waiting for the step to end")
+    request_stop(signum)
+
+
+@contextmanager
+def stop_at_step_boundary(escalate: bool = True):
+    """Within: SIGINT and SIGTERM set a stop flag instead of killing the process (main thread only), and train_run
+    ends its run on the next step boundary with a checkpoint and raises Stopped. With `escalate`, a second signal
+    raises Stopped at once (a user who presses Ctrl-C twice does not wait for a long evaluation)."""
+    _STOP.update(signum=None, escalate=escalate)
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        old = {s: signal.signal(s, _on_stop_signal) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        _STOP.update(signum=None, escalate=False)
 
 
 def pick_device(name: str) -> str:
@@ -139,7 +178,17 @@ def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, devi
     last_ckpt = time.time()
     t0 = time.time() - wall
     tokens_per_step = spec.batch_tokens
+
+    def checkpoint():
+        _save_state(state_path, model, opt, step, {"wall": time.time() - t0, "best": best, "ema": ema,
+                                                   "rng": rng.bit_generator.state,
+                                                   "torch_rng": torch.get_rng_state()})
+
     while step < spec.steps:
+        if _STOP["signum"] is not None:  # a stop signal: end on this step boundary, resumable exactly from here
+            if step:
+                checkpoint()
+            raise Stopped(_STOP["signum"], f"{spec.id} stopped at step {step} of {spec.steps}")
         lr = lr_at(step, spec, t)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -166,9 +215,7 @@ def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, devi
             if progress:
                 progress(step, lv)
         if time.time() - last_ckpt > t.checkpoint_seconds and step < spec.steps:
-            _save_state(state_path, model, opt, step, {"wall": time.time() - t0, "best": best, "ema": ema,
-                                                       "rng": rng.bit_generator.state,
-                                                       "torch_rng": torch.get_rng_state()})
+            checkpoint()
             last_ckpt = time.time()
     train_seconds = time.time() - t0
     val_loss = evaluate(model, windows, device) if status == "ok" else None
