@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -78,3 +82,45 @@ def append_line(path: str | os.PathLike, line: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+LOCK_NAME = ".lock"
+
+
+def has_files_besides_lock(folder: Path) -> bool:
+    """Whether `folder` exists and holds anything but a scalepredict lock file."""
+    return folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
+
+
+@contextmanager
+def folder_lock(folder: Path, warn=None):
+    """Hold an exclusive lock on FOLDER/.lock while the work inside writes to FOLDER: a second scalepredict process
+    that would write there gets an InputError naming the holder (two sweeps would train every pending run twice, two
+    processes in one run folder, and append each record twice). The kernel releases the lock when its
+    holder exits however it exits (kill -9 too), so no lock is ever stale. Where the filesystem cannot lock (some
+    network filesystems) or on a platform without flock, `warn` is told and the work goes on unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        yield
+        return
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "a process that is starting"
+            raise InputError(f"{folder}: another scalepredict process is working in this folder ({holder}); wait for "
+                             f"it to finish or stop it (Ctrl-C or kill: its runs keep a checkpoint), then rerun")
+        except OSError as e:
+            if warn:
+                warn(f"warning: {folder}: cannot lock the folder ({e.strerror}); do not run two scalepredict "
+                     f"processes on it at once")
+        else:
+            os.ftruncate(fd, 0)
+            holder = (f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                      f"scalepredict {' '.join(sys.argv[1:2])}")
+            os.pwrite(fd, (holder + "\n").encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

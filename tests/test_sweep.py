@@ -227,6 +227,37 @@ def test_parallel_sweep_stopped_by_sigterm_or_killed_leaves_no_worker_and_resume
     assert not list(out.glob("runs/*/state.pt"))
 
 
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_a_second_sweep_on_a_folder_in_use_is_refused_and_writes_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [6.4e10]")
+                        .replace("min_steps = 20\n", "min_steps = 20\nbracket = 0\n"))
+    out = tmp_path / "sweep"
+    cmd = ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1"]
+    first = subprocess.Popen([sys.executable, "-m", "scalepredict", *cmd], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("runs/*/log.jsonl")):
+        time.sleep(0.05)
+    assert first.poll() is None, first.communicate()
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix != ".jsonl"}
+    r = CliRunner().invoke(cli, cmd)  # two sweeps in one folder would append every record twice
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "another scalepredict process is working in this folder" in r.stderr and f"pid {first.pid}" in r.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix != ".jsonl"} == before
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(60) == 143
+    r = CliRunner().invoke(cli, cmd)  # the lock went with its holder; one budget is too few to fit, which is fine
+    assert "another scalepredict process" not in r.stderr and "points to fit" in r.stderr
+    ids = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(sp.id for sp in plan(load_config(str(cfg_path))))
+
+
 def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, atomic_write_json
+from ..errors import InputError, atomic_write_json, folder_lock, has_files_besides_lock
 from ..plan import Config, compute_optimal_run, plan
 from .sweep import auto_jobs, read_finished, recover_finished, train_specs
 
@@ -108,38 +108,38 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), devic
     out = Path(out)
     meta_path, runs_path = out / "probe.json", out / "runs.jsonl"
     key = {"config_digest": cfg.digest(), "data": corpus.fingerprint, "runs": [sp.id for sp in specs]}
-    if meta_path.exists():
-        try:
-            old = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
-            raise InputError(f"{meta_path}: corrupt probe file; move the folder away to start again") from None
-        if {k: old.get(k) for k in key} != key:
-            raise InputError(f"{out}: a probe of another config, data or factors; use another --out")
-    elif out.exists() and any(out.iterdir()):
+    if not meta_path.exists() and has_files_besides_lock(out):
         raise InputError(f"{out}: folder exists and is not a scalepredict probe; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors})
-    done = read_finished(runs_path)
-    recover_finished(specs, done, out, runs_path, echo)
-    pending = [sp for sp in specs if sp.id not in done]
-    echo(f"LR probe '{cfg.name}': {len(specs)} runs ({len(pending)} to train), factors {', '.join(f'{f:g}' for f in factors)} "
-         f"of the rule's LR at {len({sp.budget for sp in specs})} budget(s)")
-    train_specs(pending, specs, cfg, corpus, out, device, runs_path, echo, jobs)
-    done = read_finished(runs_path)
-
-    rows, per_budget = [], []
-    for b in sorted({sp.budget for sp in specs}):
-        group = [sp for sp in specs if sp.budget == b]
-        losses = [done[sp.id].get("loss") if done[sp.id].get("status") == "ok" else None for sp in group]
-        losses = [float("nan") if v is None else v for v in losses]
-        f_best, how = best_factor(factors, losses)
-        per_budget.append({"budget": b, "run": group[0].id.rsplit("-lr", 1)[0], "params": group[0].shape.params,
-                           "rule_lr": group[0].lr / factors[0], "best_factor": f_best,
-                           "best_lr": group[0].lr / factors[0] * f_best, "how": how,
-                           "losses": dict(zip((f"{f:g}" for f in factors), losses))})
-        rows += [(sp, done[sp.id]) for sp in group]
-    result = recommend(cfg.train, per_budget)
-    atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors, "result": result})
+    with folder_lock(out, echo):  # a second process on this folder would train every run again
+        if meta_path.exists():
+            try:
+                old = json.loads(meta_path.read_text())
+            except json.JSONDecodeError:
+                raise InputError(f"{meta_path}: corrupt probe file; move the folder away to start again") from None
+            if {k: old.get(k) for k in key} != key:
+                raise InputError(f"{out}: a probe of another config, data or factors; use another --out")
+        atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors})
+        done = read_finished(runs_path)
+        recover_finished(specs, done, out, runs_path, echo)
+        pending = [sp for sp in specs if sp.id not in done]
+        echo(f"LR probe '{cfg.name}': {len(specs)} runs ({len(pending)} to train), factors "
+             f"{', '.join(f'{f:g}' for f in factors)} of the rule's LR at {len({sp.budget for sp in specs})} budget(s)")
+        train_specs(pending, specs, cfg, corpus, out, device, runs_path, echo, jobs)
+        done = read_finished(runs_path)
+        rows, per_budget = [], []
+        for b in sorted({sp.budget for sp in specs}):
+            group = [sp for sp in specs if sp.budget == b]
+            losses = [done[sp.id].get("loss") if done[sp.id].get("status") == "ok" else None for sp in group]
+            losses = [float("nan") if v is None else v for v in losses]
+            f_best, how = best_factor(factors, losses)
+            per_budget.append({"budget": b, "run": group[0].id.rsplit("-lr", 1)[0], "params": group[0].shape.params,
+                               "rule_lr": group[0].lr / factors[0], "best_factor": f_best,
+                               "best_lr": group[0].lr / factors[0] * f_best, "how": how,
+                               "losses": dict(zip((f"{f:g}" for f in factors), losses))})
+            rows += [(sp, done[sp.id]) for sp in group]
+        result = recommend(cfg.train, per_budget)
+        atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors, "result": result})
 
     echo(f"{'run':<26} {'params':>9} {'lr':>9} {'loss':>8}")
     for sp, rec in rows:

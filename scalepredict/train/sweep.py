@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError, append_line, atomic_write_json
+from ..errors import InputError, append_line, atomic_write_json, folder_lock, has_files_besides_lock
 from ..plan import Config, plan
 
 
@@ -157,6 +157,20 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
 
     out = Path(out)
     meta_path, runs_path = out / "sweep.json", out / "runs.jsonl"
+    if not meta_path.exists():  # checked before the folder lock, so that nothing is written into such a folder
+        if resume:
+            raise InputError(f"{out}: --resume, but there is no sweep there (no sweep.json)")
+        if has_files_besides_lock(out):
+            raise InputError(f"{out}: folder exists and is not a scalepredict sweep; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, echo):
+        return _run_sweep_locked(cfg, out, meta_path, runs_path, specs, corpus, device, echo, jobs, keep_state,
+                                 launcher, finish)
+
+
+def _run_sweep_locked(cfg, out, meta_path, runs_path, specs, corpus, device, echo, jobs, keep_state, launcher,
+                      finish):
+    """The sweep, with OUT locked against a second scalepredict process."""
     if meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text())
@@ -171,11 +185,8 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         meta.setdefault("resumed", []).append(_now())
         meta["plan"] = [s.as_dict() for s in specs]  # what this version plans (a newer one may add sizes)
     else:
-        if resume:
-            raise InputError(f"{out}: --resume, but there is no sweep there (no sweep.json)")
-        if out.exists() and any(out.iterdir()):
+        if has_files_besides_lock(out):  # another process made something here before this one took the lock
             raise InputError(f"{out}: folder exists and is not a scalepredict sweep; choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
         import torch
 
         meta = {"config": cfg.as_dict(), "config_file": cfg.source, "config_digest": cfg.digest(),
