@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -118,8 +117,7 @@ def folder_lock(folder: Path, warn=None):
                      f"processes on it at once")
         else:
             os.ftruncate(fd, 0)
-            holder = (f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                      f"scalepredict {' '.join(sys.argv[1:2])}")
+            holder = f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
             os.pwrite(fd, (holder + "\n").encode(), 0)
         yield
     finally:

@@ -258,6 +258,25 @@ def test_a_second_sweep_on_a_folder_in_use_is_refused_and_writes_nothing(tmp_pat
     assert sorted(ids) == sorted(sp.id for sp in plan(load_config(str(cfg_path))))
 
 
+def test_a_run_folder_in_use_is_refused_by_a_second_trainer(tmp_path):
+    import os
+
+    from scalepredict.errors import folder_lock
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    cfg = load_config(str(cfg_path))
+    spec = plan(cfg)[0]
+    run_dir = tmp_path / "runs" / spec.id
+    run_dir.mkdir(parents=True)
+    with folder_lock(run_dir):  # as a SLURM job still training this run would hold it
+        with pytest.raises(InputError, match=rf"another scalepredict process is working .* \(pid {os.getpid()} on "):
+            train_run(spec, synthetic_corpus(200_000), cfg.train, run_dir, "cpu", 2048)
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing written
+    rec = train_run(spec, synthetic_corpus(200_000), cfg.train, run_dir, "cpu", 2048)
+    assert rec["status"] == "ok"
+
+
 def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import Stopped, append_line, atomic_write_json
+from ..errors import Stopped, append_line, atomic_write_json, folder_lock
 from ..plan import RunSpec, TrainConfig, lr_at
 from .data import Corpus, get_batch, val_windows
 from .model import GPT
@@ -147,8 +147,15 @@ def _save_state(path: Path, model, opt, step, extra):
 
 def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, device: str, val_tokens: int,
               progress=None, keep_state: bool = False) -> dict:
-    """Train one run to the end (resuming from run_dir/state.pt if present) and return its run-table record."""
+    """Train one run to the end (resuming from run_dir/state.pt if present) and return its run-table record. The
+    run folder is locked meanwhile: a second process on the same run (a SLURM job resubmitted by a rerun while the
+    first still runs, an orphan worker) fails at once with an InputError naming the process that trains it."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(run_dir):
+        return _train_run_locked(spec, corpus, t, run_dir, device, val_tokens, progress, keep_state)
+
+
+def _train_run_locked(spec, corpus, t, run_dir, device, val_tokens, progress, keep_state):
     state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
     torch.manual_seed(spec.seed)
     model = GPT(spec.shape).to(device)
