@@ -115,6 +115,26 @@ DIGEST_NAMES = {"repeats": "repeat_smallest"}  # renamed settings hash under the
 RENAMED = {"repeat_smallest": "repeats (with repeat_at = [0] for the smallest budget only)"}
 
 
+# The range of every numeric setting that has one, checked when a config is read (after the types, and after
+# every number is checked to be finite): (test, what the error says the value must be).
+_POSITIVE = (lambda v: v > 0, "> 0")
+_AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
+_AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
+_FRACTION = (lambda v: 0 <= v <= 1, "between 0 and 1")
+_BETA = (lambda v: 0 <= v < 1, "in [0, 1)")
+RANGES = {
+    "DataConfig": {"size": _AT_LEAST_1, "val_tokens": _AT_LEAST_1, "vocab_size": (lambda v: v >= 2, ">= 2")},
+    "ModelConfig": {"aspect": _POSITIVE, "mlp_ratio": _AT_LEAST_1},
+    "SweepConfig": {"min": _POSITIVE, "max": _POSITIVE, "count": _AT_LEAST_1, "tokens_per_param": _POSITIVE,
+                    "min_steps": _AT_LEAST_1},
+    "TrainConfig": {"batch_size": _AT_LEAST_1, "lr": _POSITIVE, "lr_ref_params": _POSITIVE, "beta1": _BETA,
+                    "beta2": _BETA, "weight_decay": _AT_LEAST_0, "grad_clip": _POSITIVE, "final_lr_frac": _FRACTION,
+                    "wsd_decay_frac": (lambda v: 0 < v <= 1, "in (0, 1]"), "warmup_max_frac": _FRACTION,
+                    "log_interval": _AT_LEAST_1, "checkpoint_seconds": _AT_LEAST_0, "threads": _AT_LEAST_0},
+}
+OPTIONAL_NUMBERS = {"vocab_size": int, "min": float, "max": float}  # settings whose default is None
+
+
 def _section(cls, values, where):
     if not isinstance(values, dict):
         raise InputError(f"{where}: expected a table")
@@ -128,9 +148,19 @@ def _section(cls, values, where):
     obj = cls()
     for k, v in values.items():
         default = getattr(obj, k)
+        if default is None and k in OPTIONAL_NUMBERS:
+            default = OPTIONAL_NUMBERS[k]()  # 0 or 0.0: the type the setting takes
         if isinstance(default, bool) or (isinstance(default, (int, float)) and not isinstance(v, (int, float))):
             if not (isinstance(default, float) and isinstance(v, int)) and type(v) is not type(default):
                 raise InputError(f"{where}.{k}: expected a number, got {v!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if type(v) is float and isinstance(default, int):
+                raise InputError(f"{where}.{k}: expected a whole number, got {v!r}")
+            if not math.isfinite(v):
+                raise InputError(f"{where}.{k}: must be a finite number, got {v!r}")
+            test, need = RANGES.get(cls.__name__, {}).get(k, (None, ""))
+            if test and not test(v):
+                raise InputError(f"{where}.{k}: must be {need}, got {v!r}")
         setattr(obj, k, float(v) if isinstance(default, float) and isinstance(v, int) else v)
     return obj
 
@@ -170,8 +200,10 @@ def _validate(cfg: Config, p):
         raise InputError(f"{p}: [sweep] needs budgets = [...] or min, max and count")
     if s.min is not None and s.max is not None and not (0 < s.min < s.max):
         raise InputError(f"{p}: [sweep] needs 0 < min < max, got min={s.min:g} max={s.max:g}")
-    if any((not isinstance(b, (int, float))) or b <= 0 for b in s.budgets + s.targets):
-        raise InputError(f"{p}: [sweep] budgets and targets must be positive numbers")
+    if not isinstance(s.budgets, list) or not isinstance(s.targets, list) or any(
+            isinstance(b, bool) or not isinstance(b, (int, float)) or not (0 < b < math.inf)
+            for b in s.budgets + s.targets):
+        raise InputError(f"{p}: [sweep] budgets and targets must be lists of positive finite numbers (FLOPs)")
     if s.sizes_per_budget < 1 or s.size_step <= 1:
         raise InputError(f"{p}: [sweep] needs sizes_per_budget >= 1 and size_step > 1")
     n_budgets = len(budgets(cfg))

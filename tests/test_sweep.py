@@ -88,15 +88,39 @@ def test_plan_isoflop_sets_and_exact_compute(tmp_path):
     ("[sweep]\nrepeat_at = [0, 5]\n", "repeat_at a list of budget positions in -5..4"),
     ("[sweep]\nrepeat_at = 2\n", "repeat_at a list of budget positions"),
     ("[sweep]\nrepeat_smallest = 2\n", "repeat_smallest is now repeats (with repeat_at = [0]"),
+    # numbers out of range or not finite: one line naming the section and key, before anything is planned or written
+    ("budgets = [nan, 4e9]\n", "budgets and targets must be lists of positive finite numbers"),
+    ("budgets = [inf]\n", "budgets and targets must be lists of positive finite numbers"),
+    ("[sweep]\nsize_step = inf\n", "[sweep].size_step: must be a finite number, got inf"),
+    ("[sweep]\ncount = 0\n", "[sweep].count: must be >= 1, got 0"),
+    ("[train]\ngrad_clip = 0\n", "[train].grad_clip: must be > 0, got 0"),
+    ("[train]\nfinal_lr_frac = 2\n", "[train].final_lr_frac: must be between 0 and 1, got 2"),
+    ("[train]\nbeta2 = 1.0\n", "[train].beta2: must be in [0, 1), got 1.0"),
+    ("[train]\ncheckpoint_seconds = nan\n", "[train].checkpoint_seconds: must be a finite number, got nan"),
+    ("[train]\nthreads = 1.5\n", "[train].threads: expected a whole number, got 1.5"),
+    ("[model]\nmlp_ratio = 0\n", "[model].mlp_ratio: must be >= 1, got 0"),
+    ("[data]\nvocab_size = 1\n", "[data].vocab_size: must be >= 2, got 1"),
 ])
 def test_bad_configs(tmp_path, patch, needle):
-    text = TINY.replace("[sweep]\n", patch) if patch.startswith("[sweep]") else TINY.replace(
+    header = patch.split("\n", 1)[0] + "\n"
+    text = TINY.replace(header, patch) if patch.startswith("[") else TINY.replace(
         "budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]\n", patch)
     p = tmp_path / "bad.toml"
     p.write_text(text)
     with pytest.raises(InputError, match="bad.toml") as e:
         plan(load_config(str(p)))
     assert needle in str(e.value)
+
+
+@pytest.mark.parametrize("command", ["sweep", "probe"])
+def test_out_naming_a_file_is_one_line_exit_2(tmp_path, command):
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    (tmp_path / "afile").write_text("mine")
+    r = CliRunner().invoke(cli, [command, "--config", str(cfg_path), "--out", str(tmp_path / "afile")])
+    assert r.exit_code == 2 and r.stderr.strip() == f"scalepredict: error: {tmp_path / 'afile'}: is a file; --out " \
+        f"names the folder of the {command}"
+    assert (tmp_path / "afile").read_text() == "mine"
 
 
 def test_corrupt_token_file(tmp_path):

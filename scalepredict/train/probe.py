@@ -106,6 +106,8 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), devic
     if jobs == "auto":
         jobs = auto_jobs(cfg, device)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; --out names the folder of the probe")
     meta_path, runs_path = out / "probe.json", out / "runs.jsonl"
     key = {"config_digest": cfg.digest(), "data": corpus.fingerprint, "runs": [sp.id for sp in specs]}
     if not meta_path.exists() and has_files_besides_lock(out):

@@ -156,6 +156,8 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         return None
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; --out names the folder of the sweep")
     meta_path, runs_path = out / "sweep.json", out / "runs.jsonl"
     if not meta_path.exists():  # checked before the folder lock, so that nothing is written into such a folder
         if resume:
