@@ -515,6 +515,8 @@ def test_parallel_cpu_sweep_trains_every_run_once_to_the_same_losses(tmp_path):
     r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(tmp_path / "par"), "--device", "cpu",
                                  "--jobs", "2"])
     assert r.exit_code == 0, r.output
+    progress = [line for line in r.output.splitlines() if line.startswith("[")]  # no terminal: a line per run
+    assert progress and all(" ETA " in line for line in progress)
     seq = {x["run"]: x for x in map(json.loads, (tmp_path / "seq" / "runs.jsonl").read_text().splitlines())}
     par = [json.loads(x) for x in (tmp_path / "par" / "runs.jsonl").read_text().splitlines()]
     assert sorted(x["run"] for x in par) == sorted(seq)  # every run exactly once

@@ -425,6 +425,7 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
     bar = tqdm(total=total, initial=sum(s.compute for s in specs if s.id in done), unit="FLOP", unit_scale=True,
                desc=f"sweep ({jobs} jobs)", disable=not sys.stderr.isatty(), dynamic_ncols=True)
     t_start, finished = time.time(), len(done)
+    left_flops, done_flops = sum(s.compute for s in pending), 0.0
     # largest first: the long runs start early and the small ones fill the gaps at the end
     order = sorted(pending, key=lambda s: -s.compute)
     ex = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
@@ -433,14 +434,17 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
     recorded = set()
 
     def record(fut):
-        nonlocal finished
+        nonlocal finished, done_flops
         spec, rec = futures[fut], fut.result()
         append_line(runs_path, json.dumps(rec))
         recorded.add(fut)
         bar.update(spec.compute)
         finished += 1
+        done_flops += spec.compute
         if not sys.stderr.isatty():
-            echo(f"[{finished}/{len(specs)}] {_run_line(spec, rec)}; {time.time() - t_start:.0f}s elapsed")
+            elapsed = time.time() - t_start  # FLOPs done per second so far, all workers together: the ETA's rate
+            eta = (left_flops - done_flops) * elapsed / max(done_flops, 1e-9)
+            echo(f"[{finished}/{len(specs)}] {_run_line(spec, rec)}; {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
 
     try:
         running = set(futures)
