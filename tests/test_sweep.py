@@ -1,4 +1,5 @@
 import json
+import re
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -526,6 +527,33 @@ def test_parallel_cpu_sweep_trains_every_run_once_to_the_same_losses(tmp_path):
         # one thread instead of two changes the order of float sums, and a trajectory drifts from there (~0.5%)
         assert x["loss"] == pytest.approx(seq[x["run"]]["loss"], rel=2e-2)
     assert (tmp_path / "par" / "fit.json").exists()
+
+
+def test_progress_of_a_run_in_another_process_is_read_from_its_log(tmp_path):
+    from scalepredict.train.sweep import _steps_logged
+
+    assert _steps_logged(tmp_path) == 0  # no log yet
+    lines = [json.dumps({"step": k, "tokens": k * 256, "train_loss": 2.5, "lr": 1e-3}) for k in range(10, 510, 10)]
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + '\n{"step": 51')  # the last line half written
+    assert _steps_logged(tmp_path) == 500
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sweeps_without_a_terminal_say_how_far_the_runs_in_progress_are(tmp_path, monkeypatch, jobs):
+    from scalepredict.train import sweep
+
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY", 0.0)  # every chance, instead of every 5 minutes
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [1.6e10, 3.2e10]")
+                        .replace("min_steps = 20\n", "min_steps = 20\nbracket = 0\n"))
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(tmp_path / "s"), "--jobs", jobs])
+    ids = {sp.id for sp in plan(load_config(str(cfg_path)))}  # two budgets train fast but are too few to fit
+    assert {json.loads(x)["run"] for x in (tmp_path / "s" / "runs.jsonl").read_text().splitlines()} == ids, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("  in progress: ")]
+    assert lines and all(" elapsed, ETA " in line for line in lines)
+    named = [re.findall(r"b\d+-L\d+d\d+-s\d+", line) for line in lines]
+    assert all(n and set(n) <= ids for n in named)  # each names planned runs, with how far they are
+    assert all(re.search(r"\d+%", line) for line in lines)
 
 
 def test_jobs_auto_is_one_run_per_core_on_cpu_only(monkeypatch, tmp_path):

@@ -304,14 +304,21 @@ def _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, ec
     tty = sys.stderr.isatty()
     overall = tqdm(total=total_flops, initial=done_flops, unit="FLOP", unit_scale=True, desc="sweep",
                    disable=not tty, position=0, dynamic_ncols=True)
-    t_start = time.time()
+    t_start = last_line = time.time()
     for i, spec in enumerate(pending):
         bar = tqdm(total=spec.steps, desc=f"{spec.id}", unit="step", leave=False, disable=not tty, position=1,
                    dynamic_ncols=True)
 
-        def progress(step, loss, bar=bar):
+        def progress(step, loss, bar=bar, spec=spec):
+            nonlocal last_line
             bar.update(step - bar.n)
             bar.set_postfix(loss=f"{loss:.3f}")
+            if not tty and time.time() - last_line >= PROGRESS_EVERY:  # a long run in a log: show it is alive
+                last_line = time.time()
+                now = done_flops - start_flops + spec.compute * step / spec.steps
+                eta = (total_flops - done_flops - spec.compute * step / spec.steps) * (time.time() - t_start) / now
+                echo(f"  in progress: {spec.id} step {step:,} of {spec.steps:,} ({step / spec.steps:.0%}), "
+                     f"loss {loss:.3f}; {time.time() - t_start:.0f}s elapsed, ETA {eta:.0f}s")
 
         rec = train_run(spec, corpus, cfg.train, out / "runs" / spec.id, device, cfg.data.val_tokens, progress,
                         keep_state=keep_state)
@@ -325,6 +332,26 @@ def _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, ec
             echo(f"[{len(done) + i + 1}/{len(specs)}] {_run_line(spec, rec)}; ETA {eta:.0f}s")
         raise_if_stopped(f"stopped after {spec.id} finished")  # a signal during its evaluation
     overall.close()
+
+
+PROGRESS_EVERY = 300.0  # seconds between "in progress" lines where there is no terminal (logs, SLURM output)
+
+
+def _steps_logged(run_dir: Path) -> int:
+    """The last step a run's log.jsonl records (0 where there is none yet): how far a run in another process is."""
+    try:
+        with open(run_dir / "log.jsonl", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 1024))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by the seek, or being written
+    return 0
 
 
 def _run_line(spec, rec: dict) -> str:
@@ -422,8 +449,9 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
 
     threads = max(1, (cfg.train.threads or os.cpu_count() or 1) // jobs)
     total = sum(s.compute for s in specs)
-    bar = tqdm(total=total, initial=sum(s.compute for s in specs if s.id in done), unit="FLOP", unit_scale=True,
-               desc=f"sweep ({jobs} jobs)", disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    bar_start = sum(s.compute for s in specs if s.id in done)
+    bar = tqdm(total=total, initial=bar_start, unit="FLOP", unit_scale=True, desc=f"sweep ({jobs} jobs)",
+               disable=not sys.stderr.isatty(), dynamic_ncols=True)
     t_start, finished = time.time(), len(done)
     left_flops, done_flops = sum(s.compute for s in pending), 0.0
     # largest first: the long runs start early and the small ones fill the gaps at the end
@@ -438,21 +466,33 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
         spec, rec = futures[fut], fut.result()
         append_line(runs_path, json.dumps(rec))
         recorded.add(fut)
-        bar.update(spec.compute)
         finished += 1
         done_flops += spec.compute
         if not sys.stderr.isatty():
             elapsed = time.time() - t_start  # FLOPs done per second so far, all workers together: the ETA's rate
-            eta = (left_flops - done_flops) * elapsed / max(done_flops, 1e-9)
+            done_now = done_flops + sum(sp.compute * min(_steps_logged(Path(out) / "runs" / sp.id), sp.steps) / sp.steps
+                                        for f, sp in futures.items() if f.running() and f not in recorded)
+            eta = (left_flops - done_now) * elapsed / max(done_now, 1e-9)
             echo(f"[{finished}/{len(specs)}] {_run_line(spec, rec)}; {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
 
     try:
-        running = set(futures)
+        running, last_line = set(futures), time.time()
         while running:
             raise_if_stopped()  # the poll below wakes twice a second to see a stop signal
             ready, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in ready:
                 record(fut)
+            # the runs in the workers: how far each has logged (its log.jsonl), for the bar and the ETA
+            busy = [(sp, st) for f, sp in futures.items() if f in running and f.running()
+                    and (st := _steps_logged(Path(out) / "runs" / sp.id))]  # started: queued ones have logged nothing
+            partial = sum(sp.compute * min(st, sp.steps) / sp.steps for sp, st in busy)
+            bar.n = bar_start + done_flops + partial
+            bar.refresh()
+            if busy and not sys.stderr.isatty() and time.time() - last_line >= PROGRESS_EVERY and done_flops + partial:
+                last_line, elapsed = time.time(), time.time() - t_start
+                eta = (left_flops - done_flops - partial) * elapsed / (done_flops + partial)
+                echo("  in progress: " + ", ".join(f"{sp.id} {min(st, sp.steps) / sp.steps:.0%}" for sp, st in busy)
+                     + f"; {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
     except BaseException:
         ex.shutdown(wait=False, cancel_futures=True)  # queued runs are not started
         _stop_workers()
