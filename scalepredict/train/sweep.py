@@ -461,6 +461,13 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
     futures = {ex.submit(_worker_run, spec, cfg, str(out), device, keep_state): spec for spec in order}
     recorded = set()
 
+    def in_flight():
+        """FLOPs of the runs the workers have started and not finished, by the steps each has logged, and those runs
+        with their steps (a queued run has logged nothing)."""
+        busy = [(sp, min(st, sp.steps)) for f, sp in futures.items() if f.running()
+                and (st := _steps_logged(Path(out) / "runs" / sp.id))]
+        return sum(sp.compute * st / sp.steps for sp, st in busy), busy
+
     def record(fut):
         nonlocal finished, done_flops
         spec, rec = futures[fut], fut.result()
@@ -470,8 +477,7 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
         done_flops += spec.compute
         if not sys.stderr.isatty():
             elapsed = time.time() - t_start  # FLOPs done per second so far, all workers together: the ETA's rate
-            done_now = done_flops + sum(sp.compute * min(_steps_logged(Path(out) / "runs" / sp.id), sp.steps) / sp.steps
-                                        for f, sp in futures.items() if f.running() and f not in recorded)
+            done_now = done_flops + in_flight()[0]
             eta = (left_flops - done_now) * elapsed / max(done_now, 1e-9)
             echo(f"[{finished}/{len(specs)}] {_run_line(spec, rec)}; {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
 
@@ -482,16 +488,13 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
             ready, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in ready:
                 record(fut)
-            # the runs in the workers: how far each has logged (its log.jsonl), for the bar and the ETA
-            busy = [(sp, st) for f, sp in futures.items() if f in running and f.running()
-                    and (st := _steps_logged(Path(out) / "runs" / sp.id))]  # started: queued ones have logged nothing
-            partial = sum(sp.compute * min(st, sp.steps) / sp.steps for sp, st in busy)
+            partial, busy = in_flight()  # the bar and the ETA count how far the running runs are
             bar.n = bar_start + done_flops + partial
             bar.refresh()
             if busy and not sys.stderr.isatty() and time.time() - last_line >= PROGRESS_EVERY and done_flops + partial:
                 last_line, elapsed = time.time(), time.time() - t_start
                 eta = (left_flops - done_flops - partial) * elapsed / (done_flops + partial)
-                echo("  in progress: " + ", ".join(f"{sp.id} {min(st, sp.steps) / sp.steps:.0%}" for sp, st in busy)
+                echo("  in progress: " + ", ".join(f"{sp.id} {st / sp.steps:.0%}" for sp, st in busy)
                      + f"; {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
     except BaseException:
         ex.shutdown(wait=False, cancel_futures=True)  # queued runs are not started
