@@ -86,11 +86,6 @@ def append_line(path: str | os.PathLike, line: str) -> None:
 LOCK_NAME = ".lock"
 
 
-def has_files_besides_lock(folder: Path) -> bool:
-    """Whether `folder` exists and holds anything but a scalepredict lock file."""
-    return folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
-
-
 @contextmanager
 def folder_lock(folder: Path, warn=None):
     """Hold an exclusive lock on FOLDER/.lock while the work inside writes to FOLDER: a second scalepredict process
@@ -122,3 +117,20 @@ def folder_lock(folder: Path, warn=None):
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextmanager
+def output_folder(folder: Path, marker: str, what: str, warn=None, resume: bool = False):
+    """The folder a sweep or probe (`what`) writes, made if missing and locked (folder_lock) while the work inside
+    runs. Refused with an InputError before anything is written where `folder` is a file, or holds files but not
+    `marker` (sweep.json, probe.json: it is not ours), or, with `resume`, has no `marker` yet."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: is a file; --out names the folder of the {what}")
+    if not (folder / marker).exists():
+        if resume:
+            raise InputError(f"{folder}: --resume, but there is no {what} there (no {marker})")
+        if folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir()):
+            raise InputError(f"{folder}: folder exists and is not a scalepredict {what}; choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder, warn):
+        yield

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, atomic_write_json, folder_lock, has_files_besides_lock
+from ..errors import InputError, atomic_write_json, output_folder
 from ..plan import Config, compute_optimal_run, plan
 from .sweep import auto_jobs, read_finished, recover_finished, train_specs
 
@@ -106,14 +106,9 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), devic
     if jobs == "auto":
         jobs = auto_jobs(cfg, device)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file; --out names the folder of the probe")
     meta_path, runs_path = out / "probe.json", out / "runs.jsonl"
     key = {"config_digest": cfg.digest(), "data": corpus.fingerprint, "runs": [sp.id for sp in specs]}
-    if not meta_path.exists() and has_files_besides_lock(out):
-        raise InputError(f"{out}: folder exists and is not a scalepredict probe; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out, echo):  # a second process on this folder would train every run again
+    with output_folder(out, meta_path.name, "probe", echo):  # a second process here would train every run again
         if meta_path.exists():
             try:
                 old = json.loads(meta_path.read_text())

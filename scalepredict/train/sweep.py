@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError, append_line, atomic_write_json, folder_lock, has_files_besides_lock
+from ..errors import InputError, append_line, atomic_write_json, output_folder
 from ..plan import Config, plan
 
 
@@ -156,16 +156,8 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         return None
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: is a file; --out names the folder of the sweep")
     meta_path, runs_path = out / "sweep.json", out / "runs.jsonl"
-    if not meta_path.exists():  # checked before the folder lock, so that nothing is written into such a folder
-        if resume:
-            raise InputError(f"{out}: --resume, but there is no sweep there (no sweep.json)")
-        if has_files_besides_lock(out):
-            raise InputError(f"{out}: folder exists and is not a scalepredict sweep; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out, echo):
+    with output_folder(out, meta_path.name, "sweep", echo, resume):
         return _run_sweep_locked(cfg, out, meta_path, runs_path, specs, corpus, device, echo, jobs, keep_state,
                                  launcher, finish)
 
@@ -187,8 +179,6 @@ def _run_sweep_locked(cfg, out, meta_path, runs_path, specs, corpus, device, ech
         meta.setdefault("resumed", []).append(_now())
         meta["plan"] = [s.as_dict() for s in specs]  # what this version plans (a newer one may add sizes)
     else:
-        if has_files_besides_lock(out):  # another process made something here before this one took the lock
-            raise InputError(f"{out}: folder exists and is not a scalepredict sweep; choose another --out")
         import torch
 
         meta = {"config": cfg.as_dict(), "config_file": cfg.source, "config_digest": cfg.digest(),
