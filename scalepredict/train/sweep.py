@@ -305,10 +305,10 @@ def _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, ec
             bar.set_postfix(loss=f"{loss:.3f}")
             if not tty and time.time() - last_line >= PROGRESS_EVERY:  # a long run in a log: show it is alive
                 last_line = time.time()
-                now = done_flops - start_flops + spec.compute * step / spec.steps
-                eta = (total_flops - done_flops - spec.compute * step / spec.steps) * (time.time() - t_start) / now
+                part, elapsed = spec.compute * step / spec.steps, time.time() - t_start
+                eta = _eta(total_flops - done_flops - part, done_flops - start_flops + part, elapsed)
                 echo(f"  in progress: {spec.id} step {step:,} of {spec.steps:,} ({step / spec.steps:.0%}), "
-                     f"loss {loss:.3f}; {time.time() - t_start:.0f}s elapsed, ETA {eta:.0f}s")
+                     f"loss {loss:.3f}; {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
 
         rec = train_run(spec, corpus, cfg.train, out / "runs" / spec.id, device, cfg.data.val_tokens, progress,
                         keep_state=keep_state)
@@ -317,11 +317,15 @@ def _train_in_turn(pending, specs, done, cfg, corpus, out, device, runs_path, ec
         overall.update(spec.compute)
         done_flops += spec.compute
         if not tty:
-            rate = (done_flops - start_flops) / max(time.time() - t_start, 1e-9)
-            eta = (total_flops - done_flops) / max(rate, 1e-9)
+            eta = _eta(total_flops - done_flops, done_flops - start_flops, time.time() - t_start)
             echo(f"[{len(done) + i + 1}/{len(specs)}] {_run_line(spec, rec)}; ETA {eta:.0f}s")
         raise_if_stopped(f"stopped after {spec.id} finished")  # a signal during its evaluation
     overall.close()
+
+
+def _eta(left: float, done: float, elapsed: float) -> float:
+    """Seconds until `left` more FLOPs are trained at the rate so far (`done` FLOPs in `elapsed` seconds)."""
+    return left * elapsed / max(done, 1e-9)
 
 
 PROGRESS_EVERY = 300.0  # seconds between "in progress" lines where there is no terminal (logs, SLURM output)
@@ -466,9 +470,8 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
         finished += 1
         done_flops += spec.compute
         if not sys.stderr.isatty():
-            elapsed = time.time() - t_start  # FLOPs done per second so far, all workers together: the ETA's rate
-            done_now = done_flops + in_flight()[0]
-            eta = (left_flops - done_now) * elapsed / max(done_now, 1e-9)
+            elapsed, done_now = time.time() - t_start, done_flops + in_flight()[0]  # all workers together
+            eta = _eta(left_flops - done_now, done_now, elapsed)
             echo(f"[{finished}/{len(specs)}] {_run_line(spec, rec)}; {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
 
     try:
@@ -483,7 +486,7 @@ def _launch_parallel(pending, specs, done, cfg, out, device, runs_path, echo, jo
             bar.refresh()
             if busy and not sys.stderr.isatty() and time.time() - last_line >= PROGRESS_EVERY and done_flops + partial:
                 last_line, elapsed = time.time(), time.time() - t_start
-                eta = (left_flops - done_flops - partial) * elapsed / (done_flops + partial)
+                eta = _eta(left_flops - done_flops - partial, done_flops + partial, elapsed)
                 echo("  in progress: " + ", ".join(f"{sp.id} {st / sp.steps:.0%}" for sp, st in busy)
                      + f"; {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
     except BaseException:
