@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from scalepredict.flops import Shape
-from scalepredict.plan import TrainConfig, load_config, plan, shape_for
+from scalepredict.config import TrainConfig, load_config
+from scalepredict.plan import plan, shape_for
 from scalepredict.train.trainer import time_train_steps
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from scalepredict.backtest import backtest
 from scalepredict.fit import load_fit, seed_noise
-from scalepredict.plan import load_config
+from scalepredict.config import load_config
 from scalepredict.plots import backtest_figure, curves_figure, isoflop_figure, prediction_figure
 from scalepredict.runs import load_runs
 from scalepredict.train.sweep import run_sweep

@@ -24,7 +24,8 @@ import numpy as np
 def train_seed(config: str, run: str, seed: int, folder: str) -> tuple[str, float]:
     import torch
 
-    from scalepredict.plan import load_config, plan
+    from scalepredict.config import load_config
+    from scalepredict.plan import plan
     from scalepredict.train.data import load_corpus
     from scalepredict.train.trainer import train_run
 

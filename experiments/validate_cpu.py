@@ -28,9 +28,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from scalepredict.errors import atomic_write_json, atomic_write_text
+from scalepredict.files import atomic_write_json, atomic_write_text
 from scalepredict.fit import load_fit, seed_noise
-from scalepredict.plan import load_config
+from scalepredict.config import load_config
 from scalepredict.plots import prediction_figure
 from scalepredict.runs import frontier, load_runs
 from scalepredict.train.sweep import run_sweep

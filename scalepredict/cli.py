@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import InputError, Stopped, atomic_write_json
+from .errors import InputError, Stopped
+from .files import atomic_write_json
 
 
 def _num(x, digits=4):
@@ -243,7 +244,7 @@ def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, last_k
     12 * n_layer * d_model^2 where only the shape is given). By default only each run's final value is kept:
     the middle of a cosine run is not the end of a shorter run; --intermediate keeps every point.
     """
-    from .errors import atomic_write_text
+    from .files import atomic_write_text
     from .ingest import load_run_meta, read_logs, records_from_logs
 
     meta = load_run_meta(run_meta) if run_meta else None
@@ -365,7 +366,7 @@ def backtest(inputs, factors, level, as_json, **kw):
                    "one-thread run per core (at most 8) on CPU, 1 on CUDA or where [train] threads is set.")
 def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs):
     """Train small runs at several compute budgets with one recipe, then fit, predict and plot."""
-    from .plan import load_config
+    from .config import load_config
     from .train.sweep import run_sweep
 
     cfg = load_config(config)
@@ -398,7 +399,7 @@ def _jobs(value: str) -> int | str:
 def probe(config, out, factors, at, device, jobs):
     """Calibrate the recipe's learning rate: train the compute-optimal guess of the smallest and the largest
     budget at several multiples of the rule's LR and recommend [train] lr and lr_exponent."""
-    from .plan import load_config
+    from .config import load_config
     from .train.probe import run_probe
 
     cfg = load_config(config)

@@ -7,226 +7,12 @@ lr ~ N^(-1/3) (OLMo's ladder, Bhagia et al. 2024), AdamW beta2 = 0.99 at small b
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import sys
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
-import numpy as np
-
+from .config import Config, ModelConfig, TrainConfig
 from .errors import InputError
 from .flops import Shape
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-
-@dataclass
-class DataConfig:
-    source: str = "stdlib"  # stdlib | text | tokens | synthetic
-    path: str | None = None
-    vocab_size: int | None = None  # required for source = "tokens"; 256 (bytes) otherwise
-    dtype: str = "uint16"  # token files: uint16 or uint32
-    size: int = 400_000  # synthetic corpus bytes
-    seed: int = 0
-    val_tokens: int = 65_536  # held-out tokens every run's final loss is measured on
-
-
-@dataclass
-class ModelConfig:
-    seq_len: int = 128
-    aspect: float = 32.0  # target d_model / n_layer (Kaplan et al. 2020 found 20-200 about equally good)
-    min_layers: int = 1  # 2 keeps every model able to form induction heads (Olsson et al. 2022)
-    head_dim: int = 32
-    mlp_ratio: int = 4
-    shape_rule: str = "closest"  # closest | monotone (see shape_for)
-    width_multiple: int = 8  # d_model is a multiple of this (64 on GPUs: whole 64-wide heads for tensor cores)
-
-
-@dataclass
-class SweepConfig:
-    budgets: list = field(default_factory=list)  # explicit FLOP budgets, or use min/max/count
-    min: float | None = None
-    max: float | None = None
-    count: int = 5
-    sizes_per_budget: int = 3  # the IsoFLOP set at each budget
-    size_step: float = 2.0  # params ratio between neighbouring sizes in a set
-    tokens_per_param: float = 20.0  # centre of each set: the compute-optimal guess (Hoffmann et al. 2022)
-    targets: list = field(default_factory=list)  # budgets to predict at the end (FLOPs)
-    seed: int = 0
-    repeats: int = 2  # extra seeds of the compute-optimal guess at each repeat_at budget: the noise floor
-    repeat_at: list = field(default_factory=lambda: [0])  # budget positions (0 the smallest, -1 the largest)
-    min_steps: int = 50  # a run shorter than this is not a meaningful point
-    bracket: int = 2  # sizes a sweep may add to a set whose best run is at its smallest or largest size (0: none)
-
-
-@dataclass
-class TrainConfig:
-    batch_size: int = 16  # sequences per step
-    lr: float = 3e-3  # peak learning rate at lr_ref_params
-    lr_ref_params: float = 1e5
-    lr_exponent: float = -1 / 3  # lr ~ N^(-1/3) (OLMo-core's ladder)
-    beta1: float = 0.9
-    beta2: float = 0.99  # 0.99 at small batches (Porian et al. 2024)
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    schedule: str = "cosine"  # cosine | wsd
-    final_lr_frac: float = 0.1  # decay to 10% of peak
-    wsd_decay_frac: float = 0.2  # warmup-stable-decay: the last 20% of steps decay linearly
-    warmup_max_frac: float = 0.1
-    log_interval: int = 10
-    checkpoint_seconds: float = 60.0
-    device: str = "auto"
-    compile: str = "auto"  # auto: torch.compile on CUDA only
-    threads: int = 0  # CPU threads (0: torch's default)
-
-
-@dataclass
-class Config:
-    name: str = "sweep"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    sweep: SweepConfig = field(default_factory=SweepConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    source: str = ""
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("source")
-        return d
-
-    def digest(self) -> str:
-        """Hash of the values that differ from the defaults: a later version that adds a setting (with a default
-        that keeps the old behaviour) still resumes the sweeps of an earlier one."""
-        d = self.as_dict()
-        for name in ("data", "model", "sweep", "train"):
-            default = asdict(type(getattr(self, name))())
-            d[name] = {DIGEST_NAMES.get(k, k): v for k, v in d[name].items() if default.get(k, object()) != v}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-DIGEST_NAMES = {"repeats": "repeat_smallest"}  # renamed settings hash under their old names: old sweeps resume
-RENAMED = {"repeat_smallest": "repeats (with repeat_at = [0] for the smallest budget only)"}
-
-
-# The range of every numeric setting that has one, checked when a config is read (after the types, and after
-# every number is checked to be finite): (test, what the error says the value must be).
-_POSITIVE = (lambda v: v > 0, "> 0")
-_AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
-_AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
-_FRACTION = (lambda v: 0 <= v <= 1, "between 0 and 1")
-_BETA = (lambda v: 0 <= v < 1, "in [0, 1)")
-RANGES = {
-    "DataConfig": {"size": _AT_LEAST_1, "val_tokens": _AT_LEAST_1, "vocab_size": (lambda v: v >= 2, ">= 2")},
-    "ModelConfig": {"aspect": _POSITIVE, "mlp_ratio": _AT_LEAST_1},
-    "SweepConfig": {"min": _POSITIVE, "max": _POSITIVE, "count": _AT_LEAST_1, "tokens_per_param": _POSITIVE,
-                    "min_steps": _AT_LEAST_1},
-    "TrainConfig": {"batch_size": _AT_LEAST_1, "lr": _POSITIVE, "lr_ref_params": _POSITIVE, "beta1": _BETA,
-                    "beta2": _BETA, "weight_decay": _AT_LEAST_0, "grad_clip": _POSITIVE, "final_lr_frac": _FRACTION,
-                    "wsd_decay_frac": (lambda v: 0 < v <= 1, "in (0, 1]"), "warmup_max_frac": _FRACTION,
-                    "log_interval": _AT_LEAST_1, "checkpoint_seconds": _AT_LEAST_0, "threads": _AT_LEAST_0},
-}
-OPTIONAL_NUMBERS = {"vocab_size": int, "min": float, "max": float}  # settings whose default is None
-
-
-def _section(cls, values, where):
-    if not isinstance(values, dict):
-        raise InputError(f"{where}: expected a table")
-    names = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(names))
-    renamed = [f"{k} is now {RENAMED[k]}" for k in unknown if k in RENAMED]
-    if renamed:
-        raise InputError(f"{where}: {'; '.join(renamed)}")
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    obj = cls()
-    for k, v in values.items():
-        default = getattr(obj, k)
-        if default is None and k in OPTIONAL_NUMBERS:
-            default = OPTIONAL_NUMBERS[k]()  # 0 or 0.0: the type the setting takes
-        if isinstance(default, bool) or (isinstance(default, (int, float)) and not isinstance(v, (int, float))):
-            if not (isinstance(default, float) and isinstance(v, int)) and type(v) is not type(default):
-                raise InputError(f"{where}.{k}: expected a number, got {v!r}")
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            if type(v) is float and isinstance(default, int):
-                raise InputError(f"{where}.{k}: expected a whole number, got {v!r}")
-            if not math.isfinite(v):
-                raise InputError(f"{where}.{k}: must be a finite number, got {v!r}")
-            test, need = RANGES.get(cls.__name__, {}).get(k, (None, ""))
-            if test and not test(v):
-                raise InputError(f"{where}.{k}: must be {need}, got {v!r}")
-        setattr(obj, k, float(v) if isinstance(default, float) and isinstance(v, int) else v)
-    return obj
-
-
-def load_config(path: str | None) -> Config:
-    """Read and validate a TOML sweep config. `path` may name a packaged config (`cpu-demo`)."""
-    if path is None:
-        path = "cpu-demo"
-    p = Path(path)
-    if not p.exists() and (CONFIG_DIR / f"{path}.toml").exists():
-        p = CONFIG_DIR / f"{path}.toml"
-    if not p.is_file():
-        known = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.toml")))
-        raise InputError(f"{path}: no such config file (packaged configs: {known})")
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{p}: not valid TOML ({e})") from None
-    unknown = sorted(set(raw) - {"name", "data", "model", "sweep", "train"})
-    if unknown:
-        raise InputError(f"{p}: unknown key(s) {', '.join(unknown)} (known: name, data, model, sweep, train)")
-    cfg = Config(
-        name=str(raw.get("name", p.stem)),
-        data=_section(DataConfig, raw.get("data", {}), f"{p}: [data]"),
-        model=_section(ModelConfig, raw.get("model", {}), f"{p}: [model]"),
-        sweep=_section(SweepConfig, raw.get("sweep", {}), f"{p}: [sweep]"),
-        train=_section(TrainConfig, raw.get("train", {}), f"{p}: [train]"),
-        source=str(p),
-    )
-    _validate(cfg, p)
-    return cfg
-
-
-def _validate(cfg: Config, p):
-    s, t, m = cfg.sweep, cfg.train, cfg.model
-    if not s.budgets and not (s.min and s.max):
-        raise InputError(f"{p}: [sweep] needs budgets = [...] or min, max and count")
-    if s.min is not None and s.max is not None and not (0 < s.min < s.max):
-        raise InputError(f"{p}: [sweep] needs 0 < min < max, got min={s.min:g} max={s.max:g}")
-    if not isinstance(s.budgets, list) or not isinstance(s.targets, list) or any(
-            isinstance(b, bool) or not isinstance(b, (int, float)) or not (0 < b < math.inf)
-            for b in s.budgets + s.targets):
-        raise InputError(f"{p}: [sweep] budgets and targets must be lists of positive finite numbers (FLOPs)")
-    if s.sizes_per_budget < 1 or s.size_step <= 1:
-        raise InputError(f"{p}: [sweep] needs sizes_per_budget >= 1 and size_step > 1")
-    n_budgets = len(budgets(cfg))
-    if s.repeats < 0 or not isinstance(s.repeat_at, list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and -n_budgets <= i < n_budgets for i in s.repeat_at):
-        raise InputError(f"{p}: [sweep] needs repeats >= 0 and repeat_at a list of budget positions in "
-                         f"{-n_budgets}..{n_budgets - 1} (0 the smallest, -1 the largest), got repeats={s.repeats} "
-                         f"repeat_at={s.repeat_at!r}")
-    if s.bracket < 0:
-        raise InputError(f"{p}: [sweep] bracket must be 0 or more, got {s.bracket}")
-    if cfg.model.shape_rule not in ("closest", "monotone"):
-        raise InputError(f"{p}: [model] shape_rule must be closest or monotone, got {cfg.model.shape_rule!r}")
-    if t.schedule not in ("cosine", "wsd"):
-        raise InputError(f"{p}: [train] schedule must be cosine or wsd, got {t.schedule!r}")
-    if t.device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"{p}: [train] device must be auto, cpu or cuda, got {t.device!r}")
-    if m.min_layers < 1:
-        raise InputError(f"{p}: [model] min_layers must be at least 1")
-    if m.seq_len < 8 or m.head_dim < 8:
-        raise InputError(f"{p}: [model] seq_len and head_dim must be at least 8")
-    if m.width_multiple < 8 or m.width_multiple % 8:
-        raise InputError(f"{p}: [model] width_multiple must be a positive multiple of 8, got {m.width_multiple}")
-
 
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -296,10 +82,7 @@ class RunSpec:
 
 
 def budgets(cfg: Config) -> list[float]:
-    s = cfg.sweep
-    if s.budgets:
-        return sorted(float(b) for b in s.budgets)
-    return list(np.geomspace(s.min, s.max, s.count))
+    return cfg.sweep.ladder()
 
 
 def lr_for(params: float, t: TrainConfig) -> float:
@@ -320,7 +103,7 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
         # maps two targets to one shape (below the smallest model) or a size is too big for min_steps, the set is
         # topped up with the next sizes outward (larger first), so every budget keeps its full set where it can.
         n = s.sizes_per_budget
-        base = list(np.arange(n) - (n - 1) / 2)
+        base = [i - (n - 1) / 2 for i in range(n)]
         extra = [base[-1] + k for k in range(1, n + 1)] + [base[0] - k for k in range(1, n + 1)]
         seen, chosen = set(), []
         for off in base + extra:

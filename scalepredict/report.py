@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, atomic_write_text
+from .errors import InputError
+from .files import atomic_write_text
 from .fit import Fit, load_fit
 from .runs import RunTable, isoflop_groups, load_runs
 

@@ -9,8 +9,9 @@ from click.testing import CliRunner  # noqa: E402
 
 from scalepredict.cli import cli  # noqa: E402
 from scalepredict.errors import InputError  # noqa: E402
-from scalepredict.plan import load_config, plan  # noqa: E402
-from scalepredict.plan import TrainConfig  # noqa: E402
+from scalepredict.config import load_config  # noqa: E402
+from scalepredict.plan import plan  # noqa: E402
+from scalepredict.config import TrainConfig  # noqa: E402
 from scalepredict.train.probe import best_factor, probe_specs, recommend  # noqa: E402
 
 from tests.test_sweep import TINY  # noqa: E402

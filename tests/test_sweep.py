@@ -12,7 +12,8 @@ from click.testing import CliRunner  # noqa: E402
 from scalepredict.cli import cli  # noqa: E402
 from scalepredict.errors import InputError  # noqa: E402
 from scalepredict.flops import Shape  # noqa: E402
-from scalepredict.plan import compute_optimal_run, load_config, lr_at, plan  # noqa: E402
+from scalepredict.config import load_config  # noqa: E402
+from scalepredict.plan import compute_optimal_run, lr_at, plan  # noqa: E402
 from scalepredict.train.data import synthetic_corpus, token_corpus  # noqa: E402
 from scalepredict.train.model import GPT  # noqa: E402
 from scalepredict.train.trainer import Stopped, stop_at_step_boundary, train_run  # noqa: E402
@@ -101,6 +102,8 @@ def test_plan_isoflop_sets_and_exact_compute(tmp_path):
     ("[train]\nthreads = 1.5\n", "[train].threads: expected a whole number, got 1.5"),
     ("[model]\nmlp_ratio = 0\n", "[model].mlp_ratio: must be >= 1, got 0"),
     ("[data]\nvocab_size = 1\n", "[data].vocab_size: must be >= 2, got 1"),
+    # compile took any string: "of" passed, and "on" behaved like "auto"
+    ("[train]\ncompile = \"of\"\n", "[train].compile: must be auto or on or off, got 'of'"),
 ])
 def test_bad_configs(tmp_path, patch, needle):
     header = patch.split("\n", 1)[0] + "\n"
@@ -111,6 +114,15 @@ def test_bad_configs(tmp_path, patch, needle):
     with pytest.raises(InputError, match="bad.toml") as e:
         plan(load_config(str(p)))
     assert needle in str(e.value)
+
+
+def test_compile_on_means_on_on_every_device():
+    from scalepredict.config import TrainConfig
+    from scalepredict.train.trainer import compiles
+
+    assert compiles(TrainConfig(compile="on"), "cpu") and compiles(TrainConfig(compile="on"), "cuda")
+    assert not compiles(TrainConfig(compile="auto"), "cpu") and compiles(TrainConfig(compile="auto"), "cuda")
+    assert not compiles(TrainConfig(compile="off"), "cuda")
 
 
 @pytest.mark.parametrize("command", ["sweep", "probe"])
@@ -286,7 +298,7 @@ def test_a_second_sweep_on_a_folder_in_use_is_refused_and_writes_nothing(tmp_pat
 def test_a_run_folder_in_use_is_refused_by_a_second_trainer(tmp_path):
     import os
 
-    from scalepredict.errors import folder_lock
+    from scalepredict.files import folder_lock
 
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
@@ -437,7 +449,8 @@ def test_sweep_bad_data_is_one_line_exit_2_and_writes_nothing(tmp_path, data, ne
 
 
 def test_min_layers_keeps_every_shape_at_least_that_deep():
-    from scalepredict.plan import ModelConfig, shape_for
+    from scalepredict.config import ModelConfig
+    from scalepredict.plan import shape_for
 
     shallow = shape_for(8000, 256, ModelConfig(seq_len=64, aspect=16, head_dim=16))
     deep = shape_for(8000, 256, ModelConfig(seq_len=64, aspect=16, head_dim=16, min_layers=2))
@@ -445,7 +458,8 @@ def test_min_layers_keeps_every_shape_at_least_that_deep():
 
 
 def test_monotone_shape_rule_never_shrinks_depth_or_width_as_the_target_grows():
-    from scalepredict.plan import ModelConfig, shape_for
+    from scalepredict.config import ModelConfig
+    from scalepredict.plan import shape_for
 
     m = ModelConfig(seq_len=64, aspect=32, head_dim=16, shape_rule="monotone")
     shapes = [shape_for(t, 256, m) for t in np.geomspace(5e3, 3e7, 300)]

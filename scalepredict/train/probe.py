@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, atomic_write_json, output_folder
-from ..plan import Config, compute_optimal_run, plan
+from ..errors import InputError
+from ..files import atomic_write_json, output_folder
+from ..config import Config
+from ..plan import compute_optimal_run, plan
 from .sweep import auto_jobs, read_finished, recover_finished, train_specs
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError, append_line, atomic_write_json, output_folder
-from ..plan import Config, plan
+from ..errors import InputError
+from ..files import append_line, atomic_write_json, output_folder
+from ..config import Config
+from ..plan import plan
 
 
 def _now():

@@ -1,0 +1,258 @@
+"""The sweep config: four dataclasses ([data], [model], [sweep], [train]), read from TOML and validated when built.
+
+Every setting is declared once, with its default, its allowed range or values and the reason for them, through
+`setting(...)`; `__post_init__` checks each field against its declaration (type, finite, range, choices) and
+raises ConfigError naming the key. `load_config` adds the file and section to the message and turns it into the
+InputError the command line prints as one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A setting out of its range or of the wrong type; the message starts with the key."""
+
+
+def setting(default, *, kind=None, low=None, high=None, low_open=False, high_open=False, choices=None, why=""):
+    """A config field: its default, its type (`kind`, default: the default's type), its range (low..high, either
+    end open or absent), or its allowed `choices`, and the reason (`why`). None as default means optional."""
+    meta = {"kind": kind or type(default), "low": low, "high": high, "low_open": low_open, "high_open": high_open,
+            "choices": choices, "why": why}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _need(m) -> str:
+    lo, hi = m["low"], m["high"]
+    if lo is not None and hi is not None:
+        if not m["low_open"] and not m["high_open"]:
+            return f"between {lo:g} and {hi:g}"
+        return f"in {'(' if m['low_open'] else '['}{lo:g}, {hi:g}{')' if m['high_open'] else ']'}"
+    if lo is not None:
+        return f"{'>' if m['low_open'] else '>='} {lo:g}"
+    return f"{'<' if m['high_open'] else '<='} {hi:g}"
+
+
+def _check(obj) -> None:
+    """Check every declared field of a config section; integers given for a float setting become floats."""
+    for f in fields(obj):
+        m = f.metadata
+        if not m:
+            continue
+        v, kind = getattr(obj, f.name), m["kind"]
+        if v is None and f.default is None:
+            continue  # optional, not given
+        if kind in (int, float):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"{f.name}: expected a number, got {v!r}")
+            if kind is int and isinstance(v, float):
+                raise ConfigError(f"{f.name}: expected a whole number, got {v!r}")
+            if not math.isfinite(v):
+                raise ConfigError(f"{f.name}: must be a finite number, got {v!r}")
+            lo, hi = m["low"], m["high"]
+            bad = (lo is not None and (v <= lo if m["low_open"] else v < lo)) or \
+                  (hi is not None and (v >= hi if m["high_open"] else v > hi))
+            if bad:
+                raise ConfigError(f"{f.name}: must be {_need(m)}, got {v!r}")
+            if kind is float and isinstance(v, int):
+                setattr(obj, f.name, float(v))
+        elif kind is str:
+            if not isinstance(v, str):
+                raise ConfigError(f"{f.name}: expected a string, got {v!r}")
+            if m["choices"] and v not in m["choices"]:
+                raise ConfigError(f"{f.name}: must be {' or '.join(m['choices'])}, got {v!r}")
+
+
+@dataclass
+class DataConfig:
+    source: str = setting("stdlib", choices=("stdlib", "text", "tokens", "synthetic"),
+                          why="stdlib: the Python standard library's source, present everywhere, no download")
+    path: str | None = setting(None, kind=str, why="the text file or folder, or the token file(s)")
+    vocab_size: int | None = setting(None, kind=int, low=2, why="required for token files; 256 (bytes) otherwise")
+    dtype: str = setting("uint16", choices=("uint16", "uint32"), why="token files: nanoGPT's layout")
+    size: int = setting(400_000, low=1, why="synthetic corpus bytes")
+    seed: int = setting(0, why="synthetic corpus seed")
+    val_tokens: int = setting(65_536, low=1, why="held-out tokens every run's final loss is measured on")
+
+    def __post_init__(self):
+        _check(self)
+
+
+@dataclass
+class ModelConfig:
+    seq_len: int = setting(128, low=8, why="context length of every run")
+    aspect: float = setting(32.0, low=0, low_open=True,
+                            why="target d_model / n_layer (Kaplan et al. 2020 found 20-200 about equally good)")
+    min_layers: int = setting(1, low=1, why="2 keeps every model able to form induction heads (Olsson et al. 2022)")
+    head_dim: int = setting(32, low=8, why="width of one attention head")
+    mlp_ratio: int = setting(4, low=1, why="hidden width of the MLP = mlp_ratio * d_model (GPT-2)")
+    shape_rule: str = setting("closest", choices=("closest", "monotone"), why="see plan.shape_for")
+    width_multiple: int = setting(8, low=8,
+                                  why="d_model is a multiple of this (64 on GPUs: whole 64-wide heads for tensor cores)")
+
+    def __post_init__(self):
+        _check(self)
+        if self.width_multiple % 8:
+            raise ConfigError(f"width_multiple: must be a positive multiple of 8, got {self.width_multiple}")
+
+
+@dataclass
+class SweepConfig:
+    budgets: list = setting([], why="explicit FLOP budgets, or use min/max/count")  # checked in Config.check
+    min: float | None = setting(None, kind=float, low=0, low_open=True, why="smallest budget (FLOPs)")
+    max: float | None = setting(None, kind=float, low=0, low_open=True, why="largest budget (FLOPs)")
+    count: int = setting(5, low=1, why="budgets on a geometric range from min to max")
+    sizes_per_budget: int = setting(3, low=1, why="the IsoFLOP set at each budget (Hoffmann et al. 2022, approach 2)")
+    size_step: float = setting(2.0, low=1, low_open=True, why="params ratio between neighbouring sizes in a set")
+    tokens_per_param: float = setting(20.0, low=0, low_open=True,
+                                      why="centre of each set: the compute-optimal guess (Hoffmann et al. 2022)")
+    targets: list = setting([], why="budgets to predict at the end (FLOPs)")
+    seed: int = setting(0, why="seed of every planned run")
+    repeats: int = setting(2, low=0, why="extra seeds of the compute-optimal guess at each repeat_at budget: the "
+                                         "seed-to-seed noise floor of every interval")
+    repeat_at: list = setting([0], why="budget positions to repeat (0 the smallest, -1 the largest)")
+    min_steps: int = setting(50, low=1, why="a run shorter than this is not a meaningful point")
+    bracket: int = setting(2, low=0, why="sizes a sweep may add to a set whose best run is at its smallest or "
+                                         "largest size (0: none): approach 2 needs the minimum inside the set")
+
+    def __post_init__(self):
+        _check(self)
+
+    def ladder(self) -> list[float]:
+        """The budgets, smallest first."""
+        import numpy as np
+
+        if self.budgets:
+            return sorted(float(b) for b in self.budgets)
+        return [float(b) for b in np.geomspace(self.min, self.max, self.count)]
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = setting(16, low=1, why="sequences per step")
+    lr: float = setting(3e-3, low=0, low_open=True, why="peak learning rate at lr_ref_params")
+    lr_ref_params: float = setting(1e5, low=0, low_open=True, why="the size at which the peak LR is `lr`")
+    lr_exponent: float = setting(-1 / 3, why="lr ~ N^(-1/3) (OLMo's ladder, Bhagia et al. 2024)")
+    beta1: float = setting(0.9, low=0, high=1, high_open=True, why="AdamW first moment")
+    beta2: float = setting(0.99, low=0, high=1, high_open=True, why="0.99 at small batches (Porian et al. 2024)")
+    weight_decay: float = setting(0.1, low=0, why="on matrices only")
+    grad_clip: float = setting(1.0, low=0, low_open=True, why="global gradient norm")
+    schedule: str = setting("cosine", choices=("cosine", "wsd"),
+                            why="each run's schedule sized to its own tokens (method.md section 4)")
+    final_lr_frac: float = setting(0.1, low=0, high=1, why="decay to 10% of peak")
+    wsd_decay_frac: float = setting(0.2, low=0, high=1, low_open=True,
+                                    why="warmup-stable-decay: the last 20% of steps decay linearly")
+    warmup_max_frac: float = setting(0.1, low=0, high=1, why="warmup is about N tokens, at most this of the run")
+    log_interval: int = setting(10, low=1, why="steps between log.jsonl lines")
+    checkpoint_seconds: float = setting(60.0, low=0, why="seconds between periodic checkpoints")
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"), why="auto: CUDA where there is one")
+    compile: str = setting("auto", choices=("auto", "on", "off"),
+                           why="torch.compile: auto on CUDA only (on a CPU it costs ~20 s per shape for ~6%)")
+    threads: int = setting(0, low=0, why="CPU threads (0: torch's default)")
+
+    def __post_init__(self):
+        _check(self)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "sweep": SweepConfig, "train": TrainConfig}
+DIGEST_NAMES = {"repeats": "repeat_smallest"}  # renamed settings hash under their old names: old sweeps resume
+RENAMED = {"repeat_smallest": "repeats (with repeat_at = [0] for the smallest budget only)"}
+
+
+@dataclass
+class Config:
+    name: str = "sweep"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    source: str = ""
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    def digest(self) -> str:
+        """Hash of the values that differ from the defaults: a later version that adds a setting (with a default
+        that keeps the old behaviour) still resumes the sweeps of an earlier one."""
+        d = self.as_dict()
+        for name, cls in SECTIONS.items():
+            default = asdict(cls())
+            d[name] = {DIGEST_NAMES.get(k, k): v for k, v in d[name].items() if default.get(k, object()) != v}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def check(self) -> None:
+        """The checks that involve several settings."""
+        s = self.sweep
+        if not s.budgets and not (s.min and s.max):
+            raise ConfigError("[sweep] needs budgets = [...] or min, max and count")
+        if s.min is not None and s.max is not None and not s.min < s.max:
+            raise ConfigError(f"[sweep] needs 0 < min < max, got min={s.min:g} max={s.max:g}")
+        if not isinstance(s.budgets, list) or not isinstance(s.targets, list) or any(
+                isinstance(b, bool) or not isinstance(b, (int, float)) or not (0 < b < math.inf)
+                for b in s.budgets + s.targets):
+            raise ConfigError("[sweep] budgets and targets must be lists of positive finite numbers (FLOPs)")
+        n = len(s.ladder())
+        if not isinstance(s.repeat_at, list) or not all(isinstance(i, int) and not isinstance(i, bool) and -n <= i < n for i in s.repeat_at):
+            raise ConfigError(f"[sweep] needs repeats >= 0 and repeat_at a list of budget positions in {-n}..{n - 1} "
+                              f"(0 the smallest, -1 the largest), got repeats={s.repeats} repeat_at={s.repeat_at!r}")
+
+
+def _section(cls, values, where):
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a table")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    renamed = [f"{k} is now {RENAMED[k]}" for k in unknown if k in RENAMED]
+    if renamed:
+        raise InputError(f"{where}: {'; '.join(renamed)}")
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    try:
+        return cls(**values)
+    except ConfigError as e:
+        raise InputError(f"{where}.{e}") from None
+
+
+def load_config(path: str | None) -> Config:
+    """Read and validate a TOML sweep config. `path` may name a packaged config (`cpu-demo`)."""
+    if path is None:
+        path = "cpu-demo"
+    p = Path(path)
+    if not p.exists() and (CONFIG_DIR / f"{path}.toml").exists():
+        p = CONFIG_DIR / f"{path}.toml"
+    if not p.is_file():
+        known = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.toml")))
+        raise InputError(f"{path}: no such config file (packaged configs: {known})")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{p}: not valid TOML ({e})") from None
+    unknown = sorted(set(raw) - {"name", *SECTIONS})
+    if unknown:
+        raise InputError(f"{p}: unknown key(s) {', '.join(unknown)} (known: name, {', '.join(SECTIONS)})")
+    sections = {name: _section(cls, raw.get(name, {}), f"{p}: [{name}]") for name, cls in SECTIONS.items()}
+    cfg = Config(name=str(raw.get("name", p.stem)), source=str(p), **sections)
+    try:
+        cfg.check()
+    except ConfigError as e:
+        raise InputError(f"{p}: {e}") from None
+    return cfg
