@@ -18,7 +18,8 @@ from pathlib import Path
 from scalepredict.backtest import backtest
 from scalepredict.fit import fit_law
 from scalepredict.plots import backtest_figure, optimal_figure, prediction_figure
-from scalepredict.runs import RunTable, frontier
+from scalepredict.frontier import frontier
+from scalepredict.runs import RunTable
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data/chinchilla_epoch/svg_extracted_data.csv"

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from scalepredict.backtest import backtest
-from scalepredict.fit import load_fit, seed_noise
+from scalepredict.fitfile import load_fit
+from scalepredict.frontier import seed_noise
 from scalepredict.config import load_config
 from scalepredict.plots import backtest_figure, curves_figure, isoflop_figure, prediction_figure
 from scalepredict.runs import load_runs

@@ -29,10 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from scalepredict.files import atomic_write_json, atomic_write_text
-from scalepredict.fit import load_fit, seed_noise
+from scalepredict.fitfile import load_fit
+from scalepredict.frontier import seed_noise
 from scalepredict.config import load_config
 from scalepredict.plots import prediction_figure
-from scalepredict.runs import frontier, load_runs
+from scalepredict.frontier import frontier
+from scalepredict.runs import load_runs
 from scalepredict.train.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]

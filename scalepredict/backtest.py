@@ -9,32 +9,32 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .fit import DEFAULT_LEVEL, fit_law
+from . import defaults
+from .fit import fit_law
 from .laws import get_law
-from .runs import RunTable, frontier, isoflop_groups
+from .frontier import frontier, group_compute, isoflop_groups
+from .runs import RunTable
 
 
-def backtest(table: RunTable, law="compute", factors=(10, 100), level: float = DEFAULT_LEVEL, **fit_kws) -> dict:
+def backtest(table: RunTable, law="compute", factors=(10, 100), level: float = defaults.LEVEL, **fit_kws) -> dict:
     law = get_law(law) if isinstance(law, str) else law
     by_compute = law.inputs == ("compute",) and not fit_kws.get("all_points", False)
     if by_compute:
         # hold out whole IsoFLOP groups, and score against the full table's frontier
-        groups = isoflop_groups(table)
-        group_compute = np.empty(len(table))
-        for g in groups:
-            src = table.budget[g] if np.all(np.isfinite(table.budget[g])) else table.compute[g]
-            group_compute[g] = np.exp(np.mean(np.log(src)))
+        run_compute = np.empty(len(table))
+        for g in isoflop_groups(table):
+            run_compute[g] = group_compute(table, g)
         targets = [(p.compute, p.loss, p.params, p.tokens) for p in frontier(table)]
     else:
-        group_compute = table.compute
+        run_compute = table.compute
         targets = list(zip(table.compute, table.loss, table.params, table.tokens))
-    c_max = float(np.max(group_compute))
+    c_max = float(np.max(run_compute))
     cases, skipped, fits = [], [], []
     for k in factors:
         if k <= 1:
             raise InputError(f"--factors: each factor must be > 1, got {k:g}")
         threshold = c_max / k
-        mask = group_compute <= threshold * (1 + 1e-9)
+        mask = run_compute <= threshold * (1 + 1e-9)
         held = [t for t in targets if t[0] > threshold * (1 + 1e-9)]
         if mask.sum() == 0 or not held:
             skipped.append({"factor": k, "reason": "no runs below C_max/k"})

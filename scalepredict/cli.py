@@ -13,19 +13,15 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, defaults
 from .errors import InputError, Stopped
 from .files import atomic_write_json
 
 
 def _num(x, digits=4):
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}"
+    from .fit import num
+
+    return num(x, digits)
 
 
 def _floats(values, option):
@@ -67,6 +63,10 @@ def table_options(f):
         click.option("--loss-col", help="Column holding the final loss."),
         click.option("--run-col", help="Column naming the run."),
         click.option("--budget-col", help="Column holding the planned compute budget (groups IsoFLOP sets)."),
+        click.option("--compute-convention", type=click.Choice(["exact", "6nd", "reported"]),
+                     help="Fit compute in this convention, converting each run where its params and tokens (6nd) "
+                          "or shape (exact) allow. Default: the one the runs share; mixed runs are converted to "
+                          "6nd where they can be, else refused."),
         click.option("--metric", help="Logs: the metric to use (default: the validation loss the log has)."),
         click.option("--pattern", help="Logs: a regex with named groups step and value (optionally tokens, run)."),
         click.option("--params", "params", type=float, help="Logs: the model's parameter count."),
@@ -90,10 +90,11 @@ def law_options(f):
         click.option("--law", type=click.Choice(["compute", "chinchilla", "power"]), default="compute",
                      show_default=True, help="compute: L=a*C^b+c (GPT-4); chinchilla: L=E+A/N^alpha+B/D^beta; "
                                              "power: L=a*C^b."),
-        click.option("--huber-delta", type=float, default=1e-3, show_default=True,
+        click.option("--huber-delta", type=float, default=defaults.HUBER_DELTA, show_default=True,
                      help="Huber loss delta on log-loss residuals."),
         click.option("--no-huber", is_flag=True, help="Plain least squares instead of the Huber loss."),
-        click.option("--bootstrap", "n_bootstrap", type=click.IntRange(0), default=1000, show_default=True,
+        click.option("--bootstrap", "n_bootstrap", type=click.IntRange(0), default=defaults.BOOTSTRAP,
+                     show_default=True,
                      help="Bootstrap resamples over runs (0 turns it off)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed."),
         click.option("--all-points", is_flag=True,
@@ -114,7 +115,7 @@ def _load_table(inputs, kw):
     columns = _columns(kw)
     fmt = kw.pop("fmt", "auto")
     ingest_kw = {k: kw.pop(k) for k in ("metric", "params", "tokens_per_step", "pattern", "intermediate", "last_k",
-                                        "run_meta") if k in kw}
+                                        "run_meta", "compute_convention") if k in kw}
     return load_table(inputs, fmt=fmt, columns=columns, **ingest_kw)
 
 
@@ -169,7 +170,7 @@ def cli(ctx, debug):
 def _fit_summary(fit) -> dict:
     d = fit.to_dict()
     out = {k: d[k] for k in ("law", "formula", "params", "n_points", "converged", "dof", "x_range", "noise_sigma",
-                             "at_bound", "warnings", "objective")}
+                             "at_bound", "warnings", "objective", "compute_convention")}
     if d["bootstrap"]:
         out["bootstrap"] = {k: d["bootstrap"][k] for k in ("n", "seed", "quantiles")}
     return out
@@ -183,7 +184,8 @@ def _fit_summary(fit) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def fit(inputs, out, as_json, **kw):
     """Fit a scaling law to the runs in INPUT (JSONL/CSV run tables, or training logs)."""
-    from .fit import file_digest, fit_law
+    from .fit import fit_law
+    from .fitfile import file_digest
 
     law = kw.pop("law")
     fit_kws = _fit_kws(kw)
@@ -195,25 +197,8 @@ def fit(inputs, out, as_json, **kw):
     if as_json:
         _emit_json(_fit_summary(result))
         return
-    click.echo(f"law: {result.law.formula}   ({result.law.name}; {result.n_points} points"
-               f"{', frontier' if result.data.frontier is not None else ''}; "
-               f"{'converged' if result.converged else 'NOT converged'})")
-    click.echo(f"{'param':>8} {'value':>12} {'stderr':>10}  90% bootstrap")
-    q = result.to_dict()["bootstrap"]
-    for i, name in enumerate(result.law.names):
-        qq = q["quantiles"][name] if q else None
-        band = f"[{_num(qq['0.05'])}, {_num(qq['0.95'])}]" if qq else "-"
-        click.echo(f"{name:>8} {_num(result.values[i]):>12} {_num(result.stderr[i]):>10}  {band}")
-    click.echo(f"compute range {_num(result.data.compute.min())} .. {_num(result.max_compute)} FLOPs; "
-               f"residual scale {_num(result.noise_sigma)} (log loss)")
-    if result.seed_noise:
-        sn = result.seed_noise
-        each = "; ".join(f"{g['sigma']:.2%} over {g['seeds']} seeds at {g['compute']:.3g} FLOPs" for g in sn.get("each", []))
-        click.echo(f"seed-to-seed scatter {_num(sn['sigma'])} (log loss, {sn['dof']} dof from {sn['groups']} repeated "
-                   f"run(s){': ' + each if each else ''}): the floor of every interval's noise term")
-    if result.law.name == "chinchilla":
-        a = result.value("beta") / (result.value("alpha") + result.value("beta"))
-        click.echo(f"compute-optimal: N* ~ C^{a:.3f}, D* ~ C^{1 - a:.3f}")
+    for line in result.report():
+        click.echo(line)
     if out:
         click.echo(f"wrote {out}")
 
@@ -282,39 +267,44 @@ def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, last_k
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def predict(fit_file, compute, n, d, at, level, as_json):
     """Predict the final loss at target compute (or params and tokens) from a fit file."""
-    from .fit import load_fit
+    from .fit import prediction_lines
+    from .fitfile import load_fit
+    from .runs import CONVENTIONS
 
     fit = load_fit(fit_file)
     compute, n, d = _floats(compute, "--compute"), _floats(n, "--params"), _floats(d, "--tokens")
+    by_compute = fit.law.inputs == ("compute",)
     preds = []
     if at:
         from .runs import load_runs
 
-        t = load_runs(at)
+        # a compute law's targets must count compute as its runs did: converted where the rows allow it
+        t = load_runs(at, convention=fit.compute_convention if by_compute else None)
         preds += fit.predict(compute=t.compute, params=t.params, tokens=t.tokens, level=level)
         for p, name, loss in zip(preds, t.names, t.loss):
             p["run"], p["actual"] = name, float(loss)
     if n or d:
         if len(n) != len(d):
             raise InputError(f"--params and --tokens: give as many of each ({len(n)} vs {len(d)})")
-        if fit.law.inputs == ("compute",):
-            preds += fit.predict(compute=[6 * a * b for a, b in zip(n, d)], params=n, tokens=d, level=level)
+        if by_compute:
+            preds += fit.predict(compute=fit.compute_6nd(n, d), params=n, tokens=d, level=level)
         else:
             preds += fit.predict(params=n, tokens=d, level=level)
     if compute:
         preds += fit.predict(compute=compute, level=level)
     if not preds:
         raise InputError("nothing to predict: give --compute, --params with --tokens, or --at FILE")
+    conv = fit.compute_convention if by_compute else "6nd"
+    for p in preds:
+        p["compute_convention"] = conv
     _warn(sorted({p["warning"] for p in preds if "warning" in p}))
     if as_json:
-        _emit_json({"law": fit.law.name, "predictions": preds})
+        _emit_json({"law": fit.law.name, "compute_convention": conv, "predictions": preds})
         return
-    click.echo(f"{'compute':>11} {'params':>10} {'tokens':>10} {'loss':>8}  {int(level * 100)}% interval"
-               f"{'':8} extrapolation")
-    for p in preds:
-        band = f"[{_num(p['lower'])}, {_num(p['upper'])}]" if p["lower"] is not None else "(not computable)"
-        click.echo(f"{_num(p['compute']):>11} {_num(p['params']):>10} {_num(p['tokens']):>10} {_num(p['loss']):>8}  "
-                   f"{band:<21} {p['extrapolation']:,.3g}x")
+    what = "the compute-optimal split" if not by_compute else "the law"
+    click.echo(f"compute is read as {conv} ({CONVENTIONS.get(conv, conv)}) for {what}")
+    for line in prediction_lines(preds):
+        click.echo(line)
 
 
 @cli.command()
@@ -354,8 +344,8 @@ def backtest(inputs, factors, level, as_json, **kw):
 @cli.command()
 @click.option("--config", "config", help="Sweep config: a TOML file or a packaged name (cpu-demo, gpu-ladder, "
                                          "cpu-validate).  [default: cpu-demo]")
-@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("sweeps/cpu-demo"), show_default=True,
-              help="Sweep folder (runs.jsonl, fit.json, prediction.png, report.md).")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Sweep folder (runs.jsonl, fit.json, prediction.png, report.md).  [default: sweeps/<config name>]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Require an existing sweep in --out (rerunning resumes anyway).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the estimated time; train nothing.")
@@ -371,8 +361,7 @@ def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs
 
     cfg = load_config(config)
     jobs = _jobs(jobs)
-    if out == Path("sweeps/cpu-demo") and cfg.name != "cpu-demo":
-        out = Path("sweeps") / cfg.name
+    out = out or Path("sweeps") / cfg.name
     run_sweep(cfg, out, device=device, resume=resume, dry_run=dry_run, launcher=launcher, echo=click.echo,
               keep_state=keep_checkpoints, jobs=jobs)
 
@@ -415,16 +404,6 @@ def probe(config, out, factors, at, device, jobs):
     run_probe(cfg, out or Path("sweeps") / f"{cfg.name}-probe", fs, positions, device, jobs, click.echo)
 
 
-def _fit_file_object(path: Path) -> dict | None:
-    """The parsed fit file, or None where `path` is not one: a fit file is one JSON object with `format` and `law`
-    (a run table's rows have `loss`, never `law`)."""
-    try:
-        obj = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) and "format" in obj and "law" in obj and "loss" not in obj else None
-
-
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @table_options
@@ -441,15 +420,16 @@ def plot(inputs, target, held_out, level, out, **kw):
     INPUTS is a fit file (fit.json), or run tables and training logs, which are fitted first (same options as
     `fit`).
     """
-    from .fit import Fit, file_digest, fit_law
+    from .fit import fit_law
+    from .fitfile import file_digest, fit_from_dict, is_fit_file
+    from .frontier import frontier
     from .plots import prediction_figure
-    from .runs import frontier
 
     law, fit_kws = kw.pop("law"), _fit_kws(kw)
     held_kw = dict(kw)
-    obj = _fit_file_object(inputs[0]) if len(inputs) == 1 else None
+    obj = is_fit_file(inputs[0]) if len(inputs) == 1 else None
     if obj is not None:
-        fit = Fit.from_dict(obj, str(inputs[0]))
+        fit = fit_from_dict(obj, str(inputs[0]))
     else:
         table = _load_table(inputs, kw)
         fit = fit_law(table, law, inputs=[file_digest(p) for p in inputs if Path(p).is_file()], **fit_kws)

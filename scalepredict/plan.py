@@ -73,11 +73,12 @@ class RunSpec:
         return self.shape.train_flops(self.tokens)
 
     def as_dict(self) -> dict:
-        return {"run": self.id, "budget": self.budget, "compute": self.compute,
+        return {"run": self.id, "budget": self.budget, "compute": self.compute, "compute_convention": "exact",
                 "compute_6nd": self.shape.flops_6nd(self.tokens), "params": self.shape.params,
                 "params_total": self.shape.params_total, "tokens": self.tokens, "steps": self.steps,
                 "n_layer": self.shape.n_layer, "d_model": self.shape.d_model, "n_head": self.shape.n_head,
-                "seq_len": self.shape.seq_len, "batch_tokens": self.batch_tokens, "lr": self.lr,
+                "seq_len": self.shape.seq_len, "vocab_size": self.shape.vocab_size, "mlp_ratio": self.shape.mlp_ratio,
+                "batch_tokens": self.batch_tokens, "lr": self.lr,
                 "warmup_steps": self.warmup_steps, "seed": self.seed}
 
 
@@ -141,18 +142,45 @@ def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
     return specs
 
 
+def optimal_split(chin_fit, compute, cfg: Config, vocab_size: int = 256):
+    """Compute-optimal params N* and tokens D* that spend `compute` exact training FLOPs (attention and output layer
+    included, as the sweep counts them) on this recipe's shapes, by a chinchilla fit: N minimizing L(N, C / f(N)),
+    with f(N) = 6N + 12 n_layer seq_len d_model the exact FLOPs per token of a shape of about N parameters at the
+    config's aspect ratio (flops.py; n_layer = (N / (12 aspect^2))^(1/3), d_model = aspect n_layer). The 6ND
+    allocation (laws.optimal_allocation) would spend 15-28% more than C on these small shapes."""
+    import numpy as np
+    from scipy.optimize import minimize_scalar
+
+    m = cfg.model
+
+    def flops_per_token(n):
+        layers = max(float(m.min_layers), (n / (12 * m.aspect**2)) ** (1 / 3))
+        return 6 * n + 12 * layers * m.seq_len * (m.aspect * layers)
+
+    law = chin_fit.law
+    n_out, d_out = [], []
+    for c in np.atleast_1d(np.asarray(compute, dtype=float)):
+        n6, _ = law.derived["optimal_allocation"](chin_fit.values, c)
+
+        def loss(logn, c=c):
+            n = np.exp(logn)
+            X = law.features(params=[n], tokens=[c / flops_per_token(n)])
+            return float(chin_fit.log_predict(X)[0])
+
+        lo = math.log(max(float(n6), 1.0)) - 4.0
+        res = minimize_scalar(loss, bounds=(lo, lo + 8.0), method="bounded", options={"xatol": 1e-6})
+        n = float(np.exp(res.x))
+        n_out.append(n)
+        d_out.append(c / flops_per_token(n))
+    return np.array(n_out), np.array(d_out)
+
+
 def compute_optimal_run(cfg: Config, at_budget: list[RunSpec], vocab_size: int = 256) -> RunSpec:
     """Of one budget's IsoFLOP set, the run of the compute-optimal guess (the shape rule at N = sqrt(C / (6 r))),
     else the set's middle size: the budget's likely frontier model, which repeated seeds and the LR probe train."""
     budget = at_budget[0].budget
     guess = shape_for(math.sqrt(budget / (6.0 * cfg.sweep.tokens_per_param)), vocab_size, cfg.model)
     return next((sp for sp in at_budget if sp.shape == guess), at_budget[len(at_budget) // 2])
-
-
-def budget_index(run_id: str) -> int | None:
-    """The budget position in a planned run's id (b<index>-L<layers>d<width>-s<seed>...), None for other names."""
-    head = run_id.split("-", 1)[0]
-    return int(head[1:]) if head[:1] == "b" and head[1:].isdigit() else None
 
 
 def _spec(cfg: Config, bi: int, budget: float, shape: Shape) -> RunSpec | None:
@@ -182,6 +210,39 @@ def bracket_spec(cfg: Config, bi: int, budget: float, tried: list[Shape], side: 
         if beyond and (shape.n_layer, shape.d_model) not in keys:
             return _spec(cfg, bi, budget, shape)
     return None
+
+
+def bracket_next(cfg: Config, known: list[RunSpec], planned: set, done: dict, vocab_size: int = 256) -> list:
+    """The next bracketing runs: for each budget whose runs (planned and added) have all finished, where the lowest
+    seed-mean loss is at the set's smallest or largest size (frontier.edge), the next size beyond that edge
+    (bracket_spec), until [sweep] bracket sizes were added to that budget. Deterministic given the finished
+    records, so a resumed sweep adds the same runs."""
+    from .frontier import edge
+
+    ladder = budgets(cfg)
+    by_budget: dict[float, list] = {}
+    for sp in known:
+        by_budget.setdefault(sp.budget, []).append(sp)
+    new, ids = [], {sp.id for sp in known}
+    for budget, group in by_budget.items():
+        if any(sp.id not in done for sp in group) or sum(sp.id not in planned for sp in group) >= cfg.sweep.bracket:
+            continue
+        losses: dict = {}
+        for sp in group:
+            rec = done[sp.id]
+            if rec.get("status") == "ok" and isinstance(rec.get("loss"), (int, float)) and math.isfinite(rec["loss"]):
+                losses.setdefault(sp.shape, []).append(rec["loss"])
+        sizes = sorted(losses, key=lambda sh: sh.params)
+        side = edge(sizes, [sum(losses[sh]) / len(losses[sh]) for sh in sizes])
+        tried = sorted({sp.shape for sp in group}, key=lambda sh: sh.params)
+        best = sizes[0] if side == "smallest" else sizes[-1] if side == "largest" else None
+        if best is None or best != (tried[0] if side == "smallest" else tried[-1]):
+            continue  # bracketed, or a size beyond the edge was tried and diverged: a larger step will not help
+        bi = min(range(len(ladder)), key=lambda i: abs(math.log(ladder[i] / budget)))
+        spec = bracket_spec(cfg, bi, budget, [sp.shape for sp in group], side, vocab_size)
+        if spec is not None and spec.id not in ids:
+            new.append(spec)
+    return new
 
 
 def lr_at(step: int, spec: RunSpec, t: TrainConfig) -> float:

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .plan import budget_index
 
 INK, MID, LIGHT = "#1b1b1b", "#5b6b7b", "#c9d1d9"
 ACCENT = "#1f5fa8"  # one accent colour; everything also reads in grayscale
@@ -122,7 +121,7 @@ def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9
 def isoflop_figure(table, path, unit: str = "nats/token", added=()):
     """Loss against parameters for each IsoFLOP set, with the parabola in log N and its vertex. Runs named in
     `added` (those a sweep's bracketing trained beyond a set's edge) are drawn hollow."""
-    from .runs import frontier, isoflop_groups
+    from .frontier import frontier, isoflop_groups
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -179,7 +178,7 @@ def optimal_figure(chin_fit, path, targets=None, table=None):
             lo, hi = np.nanquantile(arr, [0.05, 0.95], axis=0)
             ax.fill_between(C, lo, hi, color=LIGHT, alpha=0.7, lw=0)
     if table is not None and np.all(np.isfinite(table.params)):
-        from .runs import frontier
+        from .frontier import frontier
 
         pts = [p for p in frontier(table, pareto=False) if p.method == "vertex"]
         ax.plot([p.compute for p in pts], [p.params for p in pts], "o", ms=4, color=ACCENT, label="IsoFLOP vertices")
@@ -223,6 +222,22 @@ def backtest_figure(result: dict, path):
     _save(fig, path)
 
 
+def _run_budgets(sweep_dir: Path) -> dict:
+    """Run id -> planned budget, from sweep.json's plan and bracketing runs (else from runs.jsonl)."""
+    out = {}
+    try:
+        meta = json.loads((sweep_dir / "sweep.json").read_text())
+        for spec in meta.get("plan", []) + meta.get("bracket", []):
+            out[spec["run"]] = spec["budget"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if not out and (sweep_dir / "runs.jsonl").exists():
+        from .runs import read_rows
+
+        out = {r["run"]: r["budget"] for _, r in read_rows(sweep_dir / "runs.jsonl")[1] if "run" in r and "budget" in r}
+    return out
+
+
 def curves_figure(sweep_dir, path, max_runs: int = 60, smooth: float = 0.9):
     """Training curves of a sweep's runs from runs/<id>/log.jsonl: the train loss against tokens, smoothed by a
     bias-corrected exponential moving average (`smooth`, 0 for raw; a small run's per-step loss is mostly batch
@@ -231,8 +246,11 @@ def curves_figure(sweep_dir, path, max_runs: int = 60, smooth: float = 0.9):
     plt = _plt()
     sweep_dir = Path(sweep_dir)
 
-    def budget_of(p):  # run folders are named by their run ids
-        return budget_index(p.parent.name) or 0
+    budgets = _run_budgets(sweep_dir)
+    order = {b: i for i, b in enumerate(sorted(set(budgets.values())))}
+
+    def budget_of(p):  # run folders are named by their run ids; their budget position on the ladder
+        return order.get(budgets.get(p.parent.name), 0)
 
     logs = sorted((sweep_dir / "runs").glob("*/log.jsonl"), key=lambda p: (budget_of(p), p.parent.name))
     if not logs:

@@ -13,8 +13,10 @@ import numpy as np
 
 from .errors import InputError
 from .files import atomic_write_text
-from .fit import Fit, load_fit
-from .runs import RunTable, isoflop_groups, load_runs
+from .fit import Fit
+from .fitfile import load_fit
+from .frontier import isoflop_groups
+from .runs import RunTable, load_runs
 
 
 def fmt(x, digits: int = 6) -> str:

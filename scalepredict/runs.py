@@ -1,8 +1,13 @@
-"""The run table: one record per finished training run, read from JSONL or CSV, validated, and reduced to the
-compute-efficient frontier that the `compute` and `power` laws are fitted on.
+"""The run table: one record per finished training run, read from JSONL or CSV and validated. Every reader of a
+run table (fit, backtest, predict --at, report, a sweep resuming) goes through `read_rows`, with one policy: an
+unterminated last line is a write in progress and is ignored; any other bad line is an error naming it.
 
 A record needs `loss` and either `compute` (training FLOPs) or both `params` and `tokens`; the missing one of
 the three is derived with C = 6*N*D and the record says so in `derived`. Unknown keys are kept.
+
+Every record says how its compute was counted (`compute_convention`, see CONVENTIONS). A table is fitted in one
+convention: where its records mix conventions they are converted where the data allow it (to 6ND where params and
+tokens are known, to exact FLOPs where the model's shape is known), and refused with one line where they do not.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ NUMERIC = ("compute", "params", "tokens", "loss", "budget")
 # Canonical column -> the CLI option that renames it for a foreign table.
 COLUMN_OPTIONS = ("compute", "params", "tokens", "loss", "run", "budget")
 BAD_STATUS = {"diverged", "failed", "error", "crashed", "nan"}
+CONVENTIONS = {
+    "exact": "exact training FLOPs counted from the model's shape (attention and output layer included)",
+    "6nd": "6 x params x tokens",
+    "reported": "training FLOPs as the table or log reported them",
+}
+SHAPE_KEYS = ("n_layer", "d_model", "seq_len", "vocab_size")  # enough to count exact FLOPs (flops.Shape)
 
 
 @dataclass
@@ -31,6 +42,7 @@ class RunTable:
     records: list[dict]
     sources: list[str]
     excluded: list[dict] = field(default_factory=list)  # rows left out (diverged/failed), with the reason
+    warnings: list[str] = field(default_factory=list)  # what reading changed (conventions converted)
 
     def __post_init__(self):
         def col(name):
@@ -39,6 +51,10 @@ class RunTable:
         self.compute, self.params, self.tokens, self.loss = (col(k) for k in ("compute", "params", "tokens", "loss"))
         self.budget = col("budget")
         self.names = [str(r.get("run", f"row{i + 1}")) for i, r in enumerate(self.records)]
+        convs = {r.get("compute_convention", "reported") for r in self.records}
+        self.convention = convs.pop() if len(convs) == 1 else "mixed"  # see resolve_conventions
+        # a budget counts compute in its records' original convention: after a conversion it only groups runs
+        self.budget_is_compute = not any("compute_converted_from" in r for r in self.records)
 
     def __len__(self):
         return len(self.records)
@@ -49,7 +65,7 @@ class RunTable:
 
     def subset(self, mask) -> "RunTable":
         idx = np.flatnonzero(mask)
-        return RunTable([self.records[i] for i in idx], self.sources, self.excluded)
+        return RunTable([self.records[i] for i in idx], self.sources, self.excluded, self.warnings)
 
 
 def _where(path, lineno=None, column=None):
@@ -78,14 +94,15 @@ def _number(value, path, lineno, column):
 
 
 def _rows_jsonl(path, text):
-    for lineno, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            if lineno == len(text.splitlines()) and not text.endswith("\n"):
-                continue  # an unterminated last line is a write in progress, not a record
+            if lineno == len(lines) and not text.endswith("\n"):
+                continue  # an unterminated last line that does not parse is a write in progress, not a record
             raise InputError(f"{_where(path, lineno)}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
             raise InputError(f"{_where(path, lineno)}: expected a JSON object, got {type(row).__name__}")
@@ -197,12 +214,97 @@ def parse_records(path, rows, columns: dict | None = None) -> list[dict]:
             derived.append("params")
         if derived:
             rec["derived"] = derived
+        rec["compute_convention"] = _convention(rec, derived, path, lineno)
         if "run" in rec and rec["run"] is not None:
             rec["run"] = str(rec["run"])
         rec.setdefault("source", str(path))
         rec["_where"] = _where(path, lineno)
         records.append(rec)
     return records
+
+
+def _convention(rec: dict, derived: list, path, lineno) -> str:
+    """How a record's compute was counted: as it says; 6nd where compute equals 6 * params * tokens (to 0.1%),
+    as it does where one of the three was derived from the other two; exact where a sweep recorded its 6ND count
+    beside a different exact one; else reported."""
+    conv = rec.get("compute_convention")
+    if conv is not None:
+        if conv not in CONVENTIONS:
+            raise InputError(f"{_where(path, lineno, 'compute_convention')}: {conv!r} is not a compute convention "
+                             f"({', '.join(CONVENTIONS)})")
+        return conv
+    if "params" in rec and "tokens" in rec and \
+            abs(rec["compute"] / (6.0 * rec["params"] * rec["tokens"]) - 1) < 1e-3:
+        return "6nd"
+    if isinstance(rec.get("compute_6nd"), (int, float)) and all(k in rec for k in ("n_layer", "d_model")):
+        return "exact"  # written by a sweep before records said their convention
+    return "reported"
+
+
+def compute_in(rec: dict, want: str) -> float | None:
+    """A record's compute in convention `want`, or None where the record does not say enough to know it."""
+    have = rec.get("compute_convention", "reported")
+    if have == want:
+        return float(rec["compute"])
+    known = "derived" not in rec or not ({"params", "tokens"} & set(rec["derived"]))
+    if {have, want} == {"reported", "6nd"}:
+        # a count that a table or log reported is taken to be 6ND (what most tools report), unless params and
+        # tokens give the 6ND count itself; exact FLOPs are never assumed
+        if want == "6nd" and known and rec.get("params") and rec.get("tokens"):
+            return 6.0 * float(rec["params"]) * float(rec["tokens"])
+        return float(rec["compute"])
+    if want == "6nd":
+        if isinstance(rec.get("compute_6nd"), (int, float)):
+            return float(rec["compute_6nd"])
+        if known and rec.get("params") and rec.get("tokens"):
+            return 6.0 * float(rec["params"]) * float(rec["tokens"])
+    if want == "exact" and all(isinstance(rec.get(k), (int, float)) for k in SHAPE_KEYS) and rec.get("tokens"):
+        from .flops import Shape
+
+        shape = Shape(int(rec["n_layer"]), int(rec["d_model"]), 1, int(rec["vocab_size"]), int(rec["seq_len"]),
+                      int(rec.get("mlp_ratio", 4)))
+        return shape.train_flops(float(rec["tokens"]))
+    return None
+
+
+def resolve_conventions(records: list[dict], want: str | None = None) -> tuple[list[dict], list[str]]:
+    """Records whose compute is in one convention: `want`, else the one they share, else 6ND where every record
+    can be converted to it. The original compute of a converted record is kept as compute_<convention>. Raises an
+    InputError naming the first record that cannot be converted. Returns (records, warnings)."""
+    if want is not None and want not in CONVENTIONS:
+        raise InputError(f"--compute-convention must be one of {', '.join(CONVENTIONS)}, got {want!r}")
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["compute_convention"]] = counts.get(r["compute_convention"], 0) + 1
+    if want is None and len(counts) <= 1:
+        return records, []
+    target = want or "6nd"
+    out = []
+    for r in records:
+        x = compute_in(r, target)
+        if x is None:
+            have = r["compute_convention"]
+            if want is not None:
+                need = {"6nd": "params and tokens", "exact": f"the model's shape ({', '.join(SHAPE_KEYS)}) and "
+                        f"tokens", "reported": "a reported count"}[target]
+                raise InputError(f"{r['_where']}: compute is counted as {have} ({CONVENTIONS[have]}) and cannot be "
+                                 f"converted to {target} without {need}")
+            mix = ", ".join(f"{k}: {v} runs" for k, v in sorted(counts.items()))
+            raise InputError(f"{r['_where']}: compute conventions are mixed ({mix}) and this run's compute "
+                             f"({have}: {CONVENTIONS[have]}) cannot be converted to 6ND without params and tokens; "
+                             f"give params and tokens for every run, or a table in one convention")
+        new = dict(r)
+        if r["compute_convention"] != target:
+            new[f"compute_{r['compute_convention']}"] = r["compute"]
+            new["compute"], new["compute_convention"] = x, target
+            new["compute_converted_from"] = r["compute_convention"]
+        out.append(new)
+    n = sum("compute_converted_from" in r for r in out)
+    if not n:
+        return out, []
+    mix = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    why = "as asked" if want else f"the conventions were mixed ({mix} runs)"
+    return out, [f"compute of {n} of {len(out)} runs counted as {target} ({CONVENTIONS[target]}), {why}"]
 
 
 def _final_only(records: list[dict]) -> list[dict]:
@@ -227,8 +329,10 @@ def _final_only(records: list[dict]) -> list[dict]:
     return out
 
 
-def load_runs(paths, columns: dict | None = None, intermediate: bool = False) -> RunTable:
-    """Read and validate one or more run tables (JSONL, JSON array or CSV) into one RunTable."""
+def load_runs(paths, columns: dict | None = None, intermediate: bool = False,
+              convention: str | None = None) -> RunTable:
+    """Read and validate one or more run tables (JSONL, JSON array or CSV) into one RunTable, its compute in one
+    convention (`convention`, else the one its runs share; see resolve_conventions)."""
     records, excluded = [], []
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     for path in paths:
@@ -244,113 +348,5 @@ def load_runs(paths, columns: dict | None = None, intermediate: bool = False) ->
         records = _final_only(records)
     if not records:
         raise InputError(f"{', '.join(map(str, paths))}: no usable runs (all {len(excluded)} diverged or failed)")
-    return RunTable(records, [str(p) for p in paths], excluded)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The compute-efficient frontier
-
-
-GROUP_TOLERANCE_DEX = 0.05  # runs whose compute differs by < 0.05 in log10 (12%) form one IsoFLOP group
-
-
-@dataclass
-class FrontierPoint:
-    compute: float
-    loss: float
-    params: float  # NaN where unknown
-    tokens: float
-    method: str  # "vertex" (parabola in log N), "min" (best run of the group), "single"
-    members: list[int]  # indices into the run table
-    best: int  # index of the lowest-loss member
-    # "smallest" / "largest" where the set's lowest (seed-mean) loss is at its smallest / largest size: the set does
-    # not bracket the minimum, so the point is an upper bound on the frontier (a larger or smaller size may do better)
-    edge: str | None = None
-
-    def as_dict(self, table: RunTable) -> dict:
-        return {
-            "compute": self.compute,
-            "loss": self.loss,
-            "params": None if not math.isfinite(self.params) else self.params,
-            "tokens": None if not math.isfinite(self.tokens) else self.tokens,
-            "method": self.method,
-            "runs": [table.names[i] for i in self.members],
-            "edge": self.edge,
-        }
-
-
-def isoflop_groups(table: RunTable, tolerance_dex: float = GROUP_TOLERANCE_DEX) -> list[list[int]]:
-    """Group runs into IsoFLOP sets: by `budget` where every run has one, else by compute within a tolerance
-    (sorted by compute; a run joins the current group while it is within `tolerance_dex` of the group's first)."""
-    if np.all(np.isfinite(table.budget)):
-        keys = np.round(np.log10(table.budget), 6)
-        return [list(np.flatnonzero(keys == k)) for k in np.unique(keys)]
-    order = np.argsort(table.compute, kind="stable")
-    lc = np.log10(table.compute)
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and lc[i] - lc[groups[-1][0]] < tolerance_dex:
-            groups[-1].append(int(i))
-        else:
-            groups.append([int(i)])
-    return groups
-
-
-def _vertex(logn, loss):
-    """Vertex of the parabola loss = p0*x^2 + p1*x + p2 in x = log N (Hoffmann et al. 2022, approach 2), or None
-    where the parabola opens downward or its vertex lies outside the sampled sizes (then the minimum is used)."""
-    p0, p1, p2 = np.polyfit(logn, loss, 2)
-    if p0 <= 0:
-        return None
-    x = -p1 / (2 * p0)
-    if not (logn.min() <= x <= logn.max()):
-        return None
-    return x, p2 - p1 * p1 / (4 * p0)
-
-
-def frontier(table: RunTable, tolerance_dex: float = GROUP_TOLERANCE_DEX, pareto: bool = True) -> list[FrontierPoint]:
-    """The compute-efficient frontier: one point per IsoFLOP group (the parabola vertex in log N where the group
-    has >= 3 distinct sizes, else its lowest loss), then, if `pareto`, only the points that no cheaper point
-    beats (Kaplan et al. 2020's envelope; a larger budget cannot be worse than a smaller one on the frontier)."""
-    points = []
-    for g in isoflop_groups(table, tolerance_dex):
-        g = np.array(g)
-        best = int(g[np.argmin(table.loss[g])])
-        compute = float(np.exp(np.mean(np.log(table.budget[g] if np.all(np.isfinite(table.budget[g])) else table.compute[g]))))
-        n = table.params[g]
-        point = None
-        mean_loss, sizes = table.loss[g], None
-        if np.all(np.isfinite(n)):
-            # repeated seeds of one size count once, at their mean loss (the min of several seeds is biased low)
-            _, inverse = np.unique(np.round(np.log(n), 6), return_inverse=True)
-            counts = np.bincount(inverse)
-            mean_loss = np.bincount(inverse, weights=table.loss[g]) / counts
-            sizes = np.bincount(inverse, weights=np.log(n)) / counts
-            if len(sizes) < len(g):
-                best = int(g[np.flatnonzero(inverse == np.argmin(mean_loss))[0]])
-        edge = None
-        if sizes is not None and len(sizes) >= 2:  # np.unique sorted the sizes: index 0 is the smallest
-            lowest = int(np.argmin(mean_loss))
-            edge = "smallest" if lowest == 0 else "largest" if lowest == len(sizes) - 1 else None
-        if sizes is not None and len(sizes) >= 3:
-            v = _vertex(sizes, mean_loss)
-            if v is not None and v[1] > 0:
-                n_opt = float(np.exp(v[0]))
-                point = FrontierPoint(compute, float(v[1]), n_opt, compute / (6 * n_opt),
-                                      "vertex", [int(i) for i in g], best, edge)
-        if point is None:
-            point = FrontierPoint(
-                float(table.compute[best]) if len(g) == 1 else compute,
-                float(np.min(mean_loss)), float(table.params[best]), float(table.tokens[best]),
-                "single" if len(g) == 1 else "min", [int(i) for i in g], best, edge,
-            )
-        points.append(point)
-    points.sort(key=lambda p: p.compute)
-    if pareto:
-        kept, best_loss = [], math.inf
-        for p in points:
-            if p.loss < best_loss:
-                kept.append(p)
-                best_loss = p.loss
-        points = kept
-    return points
+    records, warnings = resolve_conventions(records, convention)
+    return RunTable(records, [str(p) for p in paths], excluded, warnings)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from scalepredict.errors import InputError
-from scalepredict.fit import fit_law, load_fit
+from scalepredict.fit import fit_law
+from scalepredict.fitfile import load_fit
 from scalepredict.laws import optimal_allocation
 from scalepredict.runs import RunTable
 from tests.conftest import shared_file, synthetic_compute_runs
@@ -157,7 +158,7 @@ def test_corrupt_or_foreign_fit_file_is_an_input_error(tmp_path):
 
 
 def test_repeated_seeds_set_a_floor_under_the_prediction_noise():
-    from scalepredict.fit import seed_noise
+    from scalepredict.frontier import seed_noise
     from scalepredict.runs import RunTable
 
     rows = synthetic_compute_runs(noise=0.0)

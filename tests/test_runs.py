@@ -3,7 +3,8 @@ import math
 import pytest
 
 from scalepredict.errors import InputError
-from scalepredict.runs import RunTable, frontier, load_runs
+from scalepredict.frontier import frontier
+from scalepredict.runs import RunTable, load_runs
 from tests.conftest import write_jsonl
 
 

@@ -359,7 +359,7 @@ def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
 
 
 def test_bracketing_adds_the_next_size_beyond_an_edge_minimum(tmp_path):
-    from scalepredict.train.sweep import bracket_next
+    from scalepredict.plan import bracket_next
 
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
@@ -544,19 +544,19 @@ def test_parallel_cpu_sweep_trains_every_run_once_to_the_same_losses(tmp_path):
 
 
 def test_progress_of_a_run_in_another_process_is_read_from_its_log(tmp_path):
-    from scalepredict.train.sweep import _steps_logged
+    from scalepredict.train.progress import steps_logged
 
-    assert _steps_logged(tmp_path) == 0  # no log yet
+    assert steps_logged(tmp_path) == 0  # no log yet
     lines = [json.dumps({"step": k, "tokens": k * 256, "train_loss": 2.5, "lr": 1e-3}) for k in range(10, 510, 10)]
     (tmp_path / "log.jsonl").write_text("\n".join(lines) + '\n{"step": 51')  # the last line half written
-    assert _steps_logged(tmp_path) == 500
+    assert steps_logged(tmp_path) == 500
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_sweeps_without_a_terminal_say_how_far_the_runs_in_progress_are(tmp_path, monkeypatch, jobs):
-    from scalepredict.train import sweep
+    from scalepredict.train import launch
 
-    monkeypatch.setattr(sweep, "PROGRESS_EVERY", 0.0)  # every chance, instead of every 5 minutes
+    monkeypatch.setattr(launch, "PROGRESS_EVERY", 0.0)  # every chance, instead of every 5 minutes
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [1.6e10, 3.2e10]")
                         .replace("min_steps = 20\n", "min_steps = 20\nbracket = 0\n"))
@@ -571,7 +571,7 @@ def test_sweeps_without_a_terminal_say_how_far_the_runs_in_progress_are(tmp_path
 
 
 def test_jobs_auto_is_one_run_per_core_on_cpu_only(monkeypatch, tmp_path):
-    from scalepredict.train.sweep import auto_jobs
+    from scalepredict.train.launch import auto_jobs
 
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
@@ -630,12 +630,12 @@ def test_gpu_ladder_widths_are_whole_64_wide_heads_and_bad_width_multiple_fails(
     assert all(s.shape.d_model % 64 == 0 and s.shape.n_head * 64 == s.shape.d_model for s in specs)
     p = tmp_path / "w.toml"
     p.write_text(TINY.replace("head_dim = 8\n", "head_dim = 8\nwidth_multiple = 12\n"))
-    with pytest.raises(InputError, match=r"w.toml: \[model\] width_multiple must be a positive multiple of 8, got 12"):
+    with pytest.raises(InputError, match=r"w.toml: \[model\].width_multiple: must be a positive multiple of 8, got 12"):
         load_config(str(p))
 
 
 def test_runs_that_repeat_the_data_more_than_four_times_are_warned_about(tmp_path):
-    from scalepredict.train.sweep import repetition_warning
+    from scalepredict.train.dryrun import repetition_warning
 
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..runs import RunTable, load_runs
+from ..runs import RunTable, load_runs, resolve_conventions
 from .curve import Curve
 from .hf_trainer import looks_like_results, read_results, read_trainer_state
 from .lightning import read_metrics_csv
@@ -175,8 +175,10 @@ def curves_to_records(curves, params=None, tokens_per_step=None, last_k: int = 1
                     rec["params_from"] = m["params_from"]
             if "params" in rec and "tokens" in rec:
                 rec["compute"], rec["derived"] = 6.0 * rec["params"] * rec["tokens"], ["compute"]
+                rec["compute_convention"] = "6nd"
             elif last and m.get("compute"):
                 rec["compute"], rec["compute_from"] = m["compute"], "the log's own FLOP count"
+                rec["compute_convention"] = "reported"
             if m.get("budget"):
                 rec["budget"] = m["budget"]
             if m.get("state") in ("crashed", "failed", "killed"):
@@ -204,7 +206,8 @@ def records_from_logs(read, metric=None, params=None, tokens_per_step=None, last
 
 def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermediate: bool = False,
                metric: str | None = None, params: float | None = None, tokens_per_step: float | None = None,
-               pattern: str | None = None, last_k: int = 1, run_meta=None) -> RunTable:
+               pattern: str | None = None, last_k: int = 1, run_meta=None,
+               compute_convention: str | None = None) -> RunTable:
     """A run table from run tables and/or training logs (each log gives one row per run and metric)."""
     if isinstance(run_meta, (str, Path)):
         run_meta = load_run_meta(run_meta)
@@ -212,7 +215,7 @@ def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermedi
     tables = [path for path, kind, _ in read if kind == "runs"]
     records, excluded = [], []
     if tables:
-        t = load_runs(tables, columns, intermediate=intermediate)
+        t = load_runs(tables, columns, intermediate=intermediate, convention=compute_convention)
         records, excluded = t.records, t.excluded
     for r in records_from_logs(read, metric, params, tokens_per_step, last_k, intermediate, run_meta):
         r["_where"] = r["source"]
@@ -225,4 +228,5 @@ def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermedi
         records.append(r)
     if not records:
         raise InputError(f"{', '.join(map(str, inputs))}: no usable runs")
-    return RunTable(records, [str(p) for p in inputs], excluded)
+    records, warnings = resolve_conventions(records, compute_convention)
+    return RunTable(records, [str(p) for p in inputs], excluded, warnings)

@@ -25,7 +25,9 @@ from ..errors import InputError
 from ..files import atomic_write_json, output_folder
 from ..config import Config
 from ..plan import compute_optimal_run, plan
-from .sweep import auto_jobs, read_finished, recover_finished, train_specs
+from .context import SweepContext
+from .launch import auto_jobs, train_specs
+from .resume import drop_torn_tail, read_finished, recover_finished
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -119,12 +121,13 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), devic
             if {k: old.get(k) for k in key} != key:
                 raise InputError(f"{out}: a probe of another config, data or factors; use another --out")
         atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors})
+        drop_torn_tail(runs_path)
         done = read_finished(runs_path)
         recover_finished(specs, done, out, runs_path, echo)
         pending = [sp for sp in specs if sp.id not in done]
         echo(f"LR probe '{cfg.name}': {len(specs)} runs ({len(pending)} to train), factors "
              f"{', '.join(f'{f:g}' for f in factors)} of the rule's LR at {len({sp.budget for sp in specs})} budget(s)")
-        train_specs(pending, specs, cfg, corpus, out, device, runs_path, echo, jobs)
+        train_specs(pending, specs, SweepContext(cfg, corpus, out, device, echo, jobs))
         done = read_finished(runs_path)
         rows, per_budget = [], []
         for b in sorted({sp.budget for sp in specs}):

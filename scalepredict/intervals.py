@@ -1,0 +1,76 @@
+"""The prediction interval of a fit at a target: the log-space spread of a new run's loss, in terms that are each
+computed (and tested) on their own, then added in quadrature.
+
+    sigma^2 = parameter^2 + noise^2 + model^2
+
+- parameter: how far the fitted law itself could be off. The bootstrap over runs (quantiles of the refitted
+  laws' predictions, asymmetric: a floor near its bound pulls one side only); the delta method (gradient x
+  covariance x gradient, scaled by Student's t) where the bootstrap could not be run.
+- noise: how far a single new run scatters around the law: the larger of the residual scale of the fit
+  (Student's t with the fit's degrees of freedom) and the seed-to-seed scatter of repeated runs (Student's t
+  with their degrees of freedom): a few points leave the residual scale badly estimated, and the scatter of
+  seeds is a floor no law can predict away.
+- model: the law is only an approximation, and published extrapolations miss by more than their in-sample
+  intervals say (method.md section 3): a stated prior that grows with the decades of extrapolation beyond the
+  largest fitted compute.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+# Model-error prior, log-space standard deviation per decade of extrapolation beyond the largest fitted compute.
+# Chosen so backtests of the Chinchilla frontier cover at least the nominal 90% (experiments/chinchilla_backtest.py
+# prints the coverage per k) and checked not to over-cover well-specified synthetic data (benchmarks/coverage.py).
+MODEL_ERROR_PER_DECADE = 0.003
+
+
+def z_of(level: float) -> float:
+    """The normal quantile of a two-sided `level` interval (1.645 at 90%)."""
+    return float(stats.norm.ppf(0.5 + level / 2))
+
+
+def t_over_z(level: float, dof: int) -> float:
+    """Student's t quantile over the normal one: how much wider an interval is whose scale was estimated with
+    `dof` degrees of freedom."""
+    return float(stats.t.ppf(0.5 + level / 2, df=max(dof, 1))) / z_of(level)
+
+
+def bootstrap_term(log_predictions: np.ndarray, center: np.ndarray, level: float):
+    """(lower, upper) standard deviations from the quantiles of bootstrap predictions (B, m) around `center`, or
+    None where there are fewer than 20 replicas."""
+    if log_predictions is None or len(log_predictions) < 20:
+        return None
+    q_lo, q_hi = np.nanquantile(log_predictions, [0.5 - level / 2, 0.5 + level / 2], axis=0)
+    z = z_of(level)
+    return np.maximum(center - q_lo, 0) / z, np.maximum(q_hi - center, 0) / z
+
+
+def delta_term(gradient: np.ndarray, covariance: np.ndarray | None, level: float, dof: int):
+    """The delta method: sqrt(g C g) per target (gradient (m, p) of log loss in natural units), Student-t scaled;
+    None where the covariance could not be computed."""
+    if covariance is None:
+        return None
+    var = np.einsum("mi,ij,mj->m", gradient, covariance, gradient)
+    return t_over_z(level, dof) * np.sqrt(np.maximum(var, 0))
+
+
+def noise_term(m: int, level: float, noise_sigma: float | None, dof: int, seed_noise: dict | None) -> np.ndarray:
+    """A new run's own scatter around the law: the residual scale, never below the seed-to-seed scatter."""
+    noise = np.full(m, t_over_z(level, dof) * (noise_sigma or 0.0))
+    if seed_noise and seed_noise.get("sigma"):
+        noise = np.maximum(noise, t_over_z(level, seed_noise["dof"]) * seed_noise["sigma"])
+    return noise
+
+
+def model_term(compute, max_compute: float, per_decade: float = MODEL_ERROR_PER_DECADE) -> np.ndarray:
+    """The model-error prior: `per_decade` for every decade beyond the largest fitted compute (0 inside)."""
+    decades = np.maximum(0.0, np.log10(np.atleast_1d(np.asarray(compute, dtype=float)) / max_compute))
+    return per_decade * decades
+
+
+def combine(parameter, noise, model):
+    """Lower and upper log-space standard deviations: the terms in quadrature. `parameter` is (lo, hi)."""
+    p_lo, p_hi = parameter
+    return np.sqrt(p_lo**2 + noise**2 + model**2), np.sqrt(p_hi**2 + noise**2 + model**2)

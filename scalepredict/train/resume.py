@@ -1,0 +1,67 @@
+"""What a sweep has done and what is left: finished runs read from runs.jsonl (by the one reader every run table
+goes through, runs.read_rows), runs that finished but never reached it (their record.json), and a torn last line
+cut off before the next record is appended."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import append_line
+from ..runs import read_rows
+
+
+def read_finished(runs_path: Path) -> dict[str, dict]:
+    """Finished runs by id, read by the policy of every run-table reader: an unterminated last line that does not
+    parse is a write in progress and is ignored; any other bad line, or a record without `run`, is an InputError
+    naming the line (the sweep cannot tell which run it was, so it stops instead of training a run twice)."""
+    if not runs_path.exists() or not runs_path.read_bytes().strip():
+        return {}
+    kind, rows = read_rows(runs_path)
+    if kind != "jsonl":
+        raise InputError(f"{runs_path}: not a JSONL run table")
+    done = {}
+    for lineno, rec in rows:
+        if not isinstance(rec.get("run"), str):
+            raise InputError(f"{runs_path}, line {lineno}: a record without 'run' (the run's id); fix or remove the "
+                             f"line, then rerun")
+        done[rec["run"]] = rec
+    return done
+
+
+def drop_torn_tail(runs_path: Path) -> bool:
+    """Cut an unterminated last line (a write that a crash cut short) off runs.jsonl, so that the next record does
+    not land on the same line and make it unreadable. True where one was cut."""
+    if not runs_path.exists():
+        return False
+    data = runs_path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    keep = data.rfind(b"\n") + 1
+    with open(runs_path, "r+b") as f:
+        f.truncate(keep)
+        os.fsync(f.fileno())
+    return True
+
+
+def recover_finished(specs, done: dict, out: Path, runs_path: Path, echo=None) -> int:
+    """Append to runs.jsonl (and to `done`) the planned runs that finished, writing runs/<id>/record.json, but whose
+    record never reached runs.jsonl (the sweep process died first); say how many through `echo`. Returns how many."""
+    n = 0
+    for s in specs:
+        path = out / "runs" / s.id / "record.json"
+        if s.id in done or not path.exists():
+            continue
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a torn file: the run is trained again
+        if rec.get("run") == s.id:
+            append_line(runs_path, json.dumps(rec))
+            done[s.id] = rec
+            n += 1
+    if n and echo:
+        echo(f"recovered {n} finished run(s) from their folders (runs/<id>/record.json)")
+    return n
