@@ -16,6 +16,7 @@ import click
 from . import __version__, defaults
 from .errors import InputError, Stopped
 from .files import atomic_write_json
+from .ingest import FORMATS, READERS
 
 
 def _num(x, digits=4):
@@ -55,8 +56,9 @@ def _warn(msgs):
 def table_options(f):
     """Options that read a run table (or a training log, see `ingest`)."""
     opts = [
-        click.option("--format", "fmt", default="auto", show_default=True,
-                     help="Input format: auto, runs (JSONL/CSV run table), or a log format (see `ingest --help`)."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+                     help="Input format: auto (detected from the content), runs (a JSONL/CSV run table), or a log "
+                          "format (see `ingest --help`)."),
         click.option("--compute-col", help="Column holding training FLOPs."),
         click.option("--params-col", help="Column holding the parameter count."),
         click.option("--tokens-col", help="Column holding training tokens."),
@@ -205,9 +207,8 @@ def fit(inputs, out, as_json, **kw):
 
 @cli.command()
 @click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", default="auto", show_default=True,
-              help="auto, runs, hf_trainer, lightning, wandb, tensorboard, llmc, nanogpt, modded_nanogpt, megatron, "
-                   "pattern.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+              help="auto: detected from the content. " + "; ".join(f"{r.name}: {r.doc}" for r in READERS) + ".")
 @click.option("--metric", help="The metric to turn into runs (default: the validation loss the log has).")
 @click.option("--pattern", help="A regex with named groups step and value (optionally tokens, run).")
 @click.option("--params", "params", type=float, help="The model's parameter count (for compute = 6 N D).")
@@ -362,8 +363,18 @@ def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs
     cfg = load_config(config)
     jobs = _jobs(jobs)
     out = out or Path("sweeps") / cfg.name
+    _need_torch("sweep")
     run_sweep(cfg, out, device=device, resume=resume, dry_run=dry_run, launcher=launcher, echo=click.echo,
               keep_state=keep_checkpoints, jobs=jobs)
+
+
+def _need_torch(command: str) -> None:
+    """Training needs torch, which the package leaves to the `train` extra (fitting never imports it)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError(f"{command} trains models and needs torch: pip install 'scalepredict[train]' (a CPU build: "
+                         f"pip install torch --index-url https://download.pytorch.org/whl/cpu)") from None
 
 
 def _jobs(value: str) -> int | str:
@@ -392,6 +403,7 @@ def probe(config, out, factors, at, device, jobs):
     from .train.probe import run_probe
 
     cfg = load_config(config)
+    _need_torch("probe")
     try:
         fs = [float(f) for f in factors.split(",") if f.strip()]
     except ValueError:

@@ -212,7 +212,48 @@ CHINCHILLA = Law(
 )
 
 
-LAWS = {law.name: law for law in (COMPUTE, POWER, CHINCHILLA)}
+# ---- tied: L = E + A/N^alpha + B/D^alpha (Gadre et al. 2024: one exponent for params and data) ----------------
+
+
+def _tied_full(theta):
+    E, A, B, alpha = (_col(theta, i) for i in range(4))
+    return np.concatenate([E, A, B, alpha, alpha], axis=-1)
+
+
+def _tied_log_predict(theta, X):
+    return _chinchilla_log_predict(_tied_full(theta), X)
+
+
+def _tied_log_jacobian(theta, X):
+    J = _chinchilla_log_jacobian(_tied_full(theta), X)
+    return np.concatenate([J[..., :3], J[..., 3:4] + J[..., 4:5]], axis=-1)
+
+
+def _tied_starts(X, loss):
+    grid = itertools.product(np.arange(-1.0, 1.01, 0.5), np.arange(0.0, 25.1, 5.0), np.arange(0.0, 25.1, 5.0),
+                             np.arange(0.0, 2.01, 0.25))
+    return np.array([(np.exp(e), np.exp(a), np.exp(b), al) for e, a, b, al in grid])
+
+
+TIED = Law(
+    name="chinchilla_tied",
+    formula="L = E + A / N^alpha + B / D^alpha",
+    inputs=("params", "tokens"),
+    params=(
+        Param("E", 1e-6, 1e3, log=True, doc="irreducible loss"),
+        Param("A", 1e-6, 1e15, log=True),
+        Param("B", 1e-6, 1e15, log=True),
+        Param("alpha", 0.0, 5.0, doc="one exponent for params and data"),
+    ),
+    log_predict=_tied_log_predict,
+    log_jacobian=_tied_log_jacobian,
+    starts=_tied_starts,
+    doc="Gadre et al. 2024's reduced law: one exponent for N and D; fewer free parameters, a better-identified floor.",
+    derived={"optimal_allocation": lambda theta, c: optimal_allocation(_tied_full(np.asarray(theta)), c)},
+)
+
+
+LAWS = {law.name: law for law in (COMPUTE, POWER, CHINCHILLA, TIED)}
 
 
 def get_law(name: str) -> Law:

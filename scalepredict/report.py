@@ -6,11 +6,13 @@ and the provenance. Deterministic: the same inputs give the same bytes except th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from . import defaults
 from .errors import InputError
 from .files import atomic_write_text
 from .fit import Fit
@@ -34,7 +36,10 @@ def _table_from_fit(fit: Fit) -> RunTable:
     return RunTable(recs, ["fit points"])
 
 
-def _backtest(table: RunTable, fit: Fit):
+def report_backtest(table: RunTable, fit: Fit) -> dict | None:
+    """The report's backtest: the fit's law refitted below C_max / k for the factors the runs' compute span allows
+    (3, 10, 30, 100, 1000), 200 bootstrap resamples each; None where no factor fits. A sweep writes it to
+    backtest.json at its end step, and the report reads that file instead of running it again."""
     from .backtest import backtest
 
     span = table.compute.max() / table.compute.min()
@@ -47,59 +52,111 @@ def _backtest(table: RunTable, fit: Fit):
         return None
 
 
-def write_report(source, out, targets=None, html: bool = False, level: float = 0.9) -> Path:
-    source, out = Path(source), Path(out)
-    meta, chin, table = None, None, None
+@dataclass
+class ReportData:
+    """Everything the report shows, gathered before anything is rendered."""
+
+    name: str
+    fit: Fit
+    chin: Fit | None
+    table: RunTable
+    meta: dict | None
+    targets: list[float]
+    level: float
+    preds: list[dict]
+    optimal: list[dict] | None
+    backtest: dict | None
+    sweep_dir: Path | None
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise InputError(f"{path}: corrupt {what}") from None
+
+
+def gather(source, targets=None, level: float = defaults.LEVEL) -> ReportData:
+    """The fit (and a sweep's chinchilla fit, runs, config and backtest where SOURCE is a sweep folder), the
+    predictions at the targets and the backtest (read from backtest.json where it exists, else run)."""
+    source = Path(source)
+    meta, chin, table, bt, sweep_dir = None, None, None, None, None
     if source.is_dir():
+        sweep_dir = source
         fit = load_fit(source / "fit.json")
         if (source / "fit-chinchilla.json").exists():
             chin = load_fit(source / "fit-chinchilla.json")
         if (source / "sweep.json").exists():
-            try:
-                meta = json.loads((source / "sweep.json").read_text())
-            except json.JSONDecodeError:
-                raise InputError(f"{source / 'sweep.json'}: corrupt sweep file") from None
+            meta = _read_json(source / "sweep.json", "sweep file")
         if (source / "runs.jsonl").exists():
             table = load_runs(source / "runs.jsonl")
+        if (source / "backtest.json").exists():
+            bt = _read_json(source / "backtest.json", "backtest file")
     else:
         fit = load_fit(source)
     if table is None:
         table = _table_from_fit(fit)
+    if bt is None:
+        bt = report_backtest(table, fit)
     if targets is None:
         targets = (meta or {}).get("config", {}).get("sweep", {}).get("targets") or [
             fit.max_compute * k for k in (10, 100, 1000, 10000)]
     targets = sorted(float(t) for t in targets)
-    if not out.parent.exists():
-        raise InputError(f"{out}: folder {out.parent} does not exist")
-    figdir = out.parent
-    stem = out.stem
-    preds = fit.predict(compute=targets, level=level)
-    opt = chin.predict(compute=targets, level=level) if chin is not None else None
-    bt = _backtest(table, fit)
+    name = (meta or {}).get("config", {}).get("name") or source.stem
+    return ReportData(name, fit, chin, table, meta, targets, level, fit.predict(compute=targets, level=level),
+                      chin.predict(compute=targets, level=level) if chin is not None else None, bt, sweep_dir)
 
-    # figures next to the report
+
+def figures(data: ReportData, figdir: Path, stem: str) -> list[tuple[str, str]]:
+    """The report's figures, written next to it: (file name, caption)."""
     from . import plots
 
+    fit, table, meta = data.fit, data.table, data.meta
     figs = []
-    plots.prediction_figure(fit, figdir / f"{stem}-prediction.png", targets=targets, level=level)
+    plots.prediction_figure(fit, figdir / f"{stem}-prediction.png", targets=data.targets, level=data.level)
     figs.append((f"{stem}-prediction.png", "Loss against compute, the fitted law and its extrapolation"))
     if np.all(np.isfinite(table.params)) and any(len(g) >= 3 for g in isoflop_groups(table)):
         plots.isoflop_figure(table, figdir / f"{stem}-isoflop.png",
                              added={b["run"] for b in (meta or {}).get("bracket", [])})
         figs.append((f"{stem}-isoflop.png", "IsoFLOP sets"))
-    if chin is not None:
-        plots.optimal_figure(chin, figdir / f"{stem}-optimal.png", targets=targets, table=table)
+    if data.chin is not None:
+        plots.optimal_figure(data.chin, figdir / f"{stem}-optimal.png", targets=data.targets, table=table)
         figs.append((f"{stem}-optimal.png", "Compute-optimal parameters and tokens"))
-    if bt is not None:
-        plots.backtest_figure(bt, figdir / f"{stem}-backtest.png")
+    if data.backtest is not None:
+        plots.backtest_figure(data.backtest, figdir / f"{stem}-backtest.png")
         figs.append((f"{stem}-backtest.png", "Backtest: error against extrapolation distance"))
-    if source.is_dir() and list((source / "runs").glob("*/log.jsonl")):
-        plots.curves_figure(source, figdir / f"{stem}-curves.png")
+    if data.sweep_dir is not None and list((data.sweep_dir / "runs").glob("*/log.jsonl")):
+        plots.curves_figure(data.sweep_dir, figdir / f"{stem}-curves.png")
         figs.append((f"{stem}-curves.png", "Training curves"))
+    return figs
 
+
+def write_report(source, out, targets=None, html: bool = False, level: float = defaults.LEVEL) -> Path:
+    out = Path(out)
+    if not out.parent.exists():
+        raise InputError(f"{out}: folder {out.parent} does not exist")
+    data = gather(source, targets, level)
+    text = render(data, figures(data, out.parent, out.stem))
+    atomic_write_text(out, text)
+    if html:
+        try:
+            import markdown
+        except ImportError:
+            raise InputError("--html needs the markdown package (pip install markdown)") from None
+        body = markdown.markdown(text, extensions=["tables"])
+        atomic_write_text(out.with_suffix(".html"), "<!doctype html><meta charset='utf-8'><title>scalepredict report"
+                          f"</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-"
+                          f"collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}"
+                          f"</style>{body}")
+    return out
+
+
+def render(data: ReportData, figs: list[tuple[str, str]]) -> str:
+    """The markdown report from gathered data: deterministic but for the line starting "Generated"."""
+    fit, chin, table, meta, level = data.fit, data.chin, data.table, data.meta, data.level
+    preds, opt, bt = data.preds, data.optimal, data.backtest
     L = []
-    name = (meta or {}).get("config", {}).get("name") or source.stem
-    L.append(f"# Loss prediction: {name}")
+    L.append(f"# Loss prediction: {data.name}")
     L.append("")
     L.append(f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by scalepredict {fit.to_dict()['version']}.")
     L.append("")
@@ -137,11 +194,10 @@ def write_report(source, out, targets=None, html: bool = False, level: float = 0
     L.append("")
     L.append("| parameter | value | stderr | bootstrap 5% | bootstrap 95% |")
     L.append("|---|---:|---:|---:|---:|")
-    q = fit.to_dict()["bootstrap"]
-    for n, v, s in zip(fit.law.names, fit.values, fit.stderr):
-        qq = q["quantiles"][n] if q else {}
-        value = fmt(float(v)) + (" (at bound)" if n in fit.at_bound else "")
-        L.append(f"| {n} | {value} | {fmt(float(s))} | {fmt(qq.get('0.05'))} | {fmt(qq.get('0.95'))} |")
+    for p in fit.params.values():
+        value = fmt(p.value) + (" (at bound)" if p.at_bound else "")
+        L.append(f"| {p.name} | {value} | {fmt(p.stderr)} | {fmt(p.quantiles.get('0.05'))} | "
+                 f"{fmt(p.quantiles.get('0.95'))} |")
     L.append("")
     L.append(f"Objective: {fit.to_dict()['objective']['loss']} loss on log-loss residuals"
              + (f" (delta {fmt(fit.delta)})" if fit.delta else "") + f", {fit.n_starts} starting points; residual "
@@ -192,17 +248,4 @@ def write_report(source, out, targets=None, html: bool = False, level: float = 0
     for i in fit.inputs:
         L.append(f"- fit input: `{i['path']}` sha256 `{i['sha256']}`")
     L.append("")
-    text = "\n".join(L)
-    atomic_write_text(out, text)
-    if html:
-        try:
-            import markdown
-        except ImportError:
-            raise InputError("--html needs the markdown package (pip install markdown)") from None
-        body = markdown.markdown(text, extensions=["tables"])
-        atomic_write_text(out.with_suffix(".html"), "<!doctype html><meta charset='utf-8'><title>scalepredict report"
-                          f"</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-"
-                          f"collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}"
-                          f"</style>{body}")
-    return out
-
+    return "\n".join(L)

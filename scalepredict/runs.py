@@ -241,13 +241,14 @@ def _convention(rec: dict, derived: list, path, lineno) -> str:
     return "reported"
 
 
-def compute_in(rec: dict, want: str) -> float | None:
-    """A record's compute in convention `want`, or None where the record does not say enough to know it."""
+def compute_in(rec: dict, want: str, assume_alike: bool = True) -> float | None:
+    """A record's compute in convention `want`, or None where the record does not say enough to know it.
+    `assume_alike`: a reported count may be taken for 6ND and back (not where exact counts are in the mix)."""
     have = rec.get("compute_convention", "reported")
     if have == want:
         return float(rec["compute"])
     known = "derived" not in rec or not ({"params", "tokens"} & set(rec["derived"]))
-    if {have, want} == {"reported", "6nd"}:
+    if {have, want} == {"reported", "6nd"} and (assume_alike or (known and rec.get("params") and rec.get("tokens"))):
         # a count that a table or log reported is taken to be 6ND (what most tools report), unless params and
         # tokens give the 6ND count itself; exact FLOPs are never assumed
         if want == "6nd" and known and rec.get("params") and rec.get("tokens"):
@@ -279,9 +280,10 @@ def resolve_conventions(records: list[dict], want: str | None = None) -> tuple[l
     if want is None and len(counts) <= 1:
         return records, []
     target = want or "6nd"
+    alike = want is not None or "exact" not in counts  # a reported count is not taken for 6ND beside exact ones
     out = []
     for r in records:
-        x = compute_in(r, target)
+        x = compute_in(r, target, alike)
         if x is None:
             have = r["compute_convention"]
             if want is not None:

@@ -66,6 +66,9 @@ def test_plot_bad_inputs(tmp_path):
 def test_training_curves_are_smoothed_and_shaded_by_budget_order(tmp_path, monkeypatch):
     from scalepredict import plots
 
+    # budgets come from the sweep's plan (sweep.json), not from the run ids: eleven budgets, two of them with logs
+    plan = [{"run": f"b{i}-L1d16-s0", "budget": 1e9 * 2**i} for i in range(11)]
+    (tmp_path / "sweep.json").write_text(json.dumps({"plan": plan}))
     for name, losses in [("b10-L1d16-s0", [4.0, 2.0, 2.0]), ("b2-L1d16-s0", [3.0, 3.0, 1.0])]:
         rows = [{"step": i + 1, "tokens": 100 * (i + 1), "train_loss": v} for i, v in enumerate(losses)]
         (tmp_path / "runs" / name).mkdir(parents=True)

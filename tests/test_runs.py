@@ -104,3 +104,26 @@ def test_frontier_groups_by_compute_tolerance_and_takes_minimum():
     # first two grouped (min 2.9), 1e20 is beaten by the cheaper 1e19 run and leaves the Pareto frontier
     assert [p.loss for p in pts] == [2.9, 2.5, 2.2]
     assert [p.method for p in pts] == ["min", "single", "single"]
+
+
+def test_one_reader_policy_for_a_fit_and_a_resuming_sweep(tmp_path):
+    """The sweep's resume path skipped a corrupt middle line (so that run trained again and was appended) while the
+    fit's reader refused it, so such a sweep could never finish; a record without `run` was a KeyError traceback."""
+    from scalepredict.train.resume import drop_torn_tail, read_finished
+
+    good = '{"run": "a", "compute": 1e18, "loss": 3}\n{"run": "b", "compute": 2e18, "loss": 2.9}\n'
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(good + '{"run": "c", "comp')  # a crash mid-write: both readers ignore it
+    assert len(load_runs(torn)) == 2 and set(read_finished(torn)) == {"a", "b"}
+    assert drop_torn_tail(torn) and torn.read_text() == good  # cut before the next record is appended
+    assert not drop_torn_tail(torn)
+    corrupt = tmp_path / "corrupt.jsonl"
+    corrupt.write_text('{"run": "a", "compute": 1e18, "loss": 3}\n{"run": "b", "comp\n{"run": "c", "compute": 3e18, '
+                       '"loss": 2.8}\n')
+    for reader in (load_runs, read_finished):
+        with pytest.raises(InputError, match="corrupt.jsonl, line 2: not valid JSON"):
+            reader(corrupt)
+    nameless = tmp_path / "nameless.jsonl"
+    nameless.write_text('{"run": "a", "compute": 1e18, "loss": 3}\n{"compute": 2e18, "loss": 2.9}\n')
+    with pytest.raises(InputError, match="nameless.jsonl, line 2: a record without 'run'"):
+        read_finished(nameless)

@@ -21,9 +21,12 @@ caveat.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -40,49 +43,112 @@ from .wandb import WANDB_RUN_COLUMNS, read_chart_export, read_runs_export
 __all__ = ["Curve", "FORMATS", "TEXT_FORMATS", "curves_to_records", "detect", "load_run_meta", "load_table",
            "pick_metric", "read_curves", "read_logs", "records_from_logs"]
 
-DEFAULT_METRIC = {"build_nanogpt": "val_loss", "llmc": "val_loss", "nanogpt": "val_loss",
-                  "modded_nanogpt": "val_loss", "megatron": "val_loss", "hf_trainer": "eval_loss",
-                  "hf_results": "eval_loss",
-                  "lightning": "val_loss", "tensorboard": "eval/loss", "pattern": "value"}
-
-# ---- detection and dispatch --------------------------------------------------------------------------------
-
-FORMATS = ("auto", "runs", "hf_trainer", "hf_results", "lightning", "wandb", "wandb_runs", "tensorboard", "llmc",
-           "nanogpt", "modded_nanogpt", "megatron", "build_nanogpt", "pattern")
+# ---- the registry: every format, how it is detected, its default metric and its reader ----------------------
 
 
-def detect(path: Path, text: str | None) -> str:
-    if path.is_dir() or "tfevents" in path.name:
-        return "tensorboard"
-    head = text[:20000]
-    stripped = head.lstrip()
-    if '"log_history"' in head:
-        return "hf_trainer"
-    if stripped.startswith("{"):
-        try:
-            if looks_like_results(json.loads(text)):
-                return "hf_results"
-        except json.JSONDecodeError:
-            pass
-    if stripped.startswith(("{", "[")):
-        return "runs"
-    first = head.split("\n", 1)[0]
-    if first.startswith('"Step"') or first.startswith("Step,"):
-        return "wandb"
-    header = [h.strip().strip('"') for h in first.split(",")]
-    if "Name" in header and sum(h in WANDB_RUN_COLUMNS for h in header) >= 2:
-        return "wandb_runs"
-    # stdout logs: the format whose patterns match the most lines (the whole file: modded-nanogpt prints its
-    # own source code first)
+@dataclass(frozen=True)
+class Reader:
+    """One log format: `detect(path, text)` says whether a file is one (None: only with --format), `read(path, text,
+    pattern)` returns its curves, `metric` is the curve a fit uses by default. `text`: whether the reader takes the
+    file's text (False: it reads the path itself, as a folder of event files)."""
+
+    name: str
+    doc: str
+    read: Callable
+    metric: str | None = None
+    detect: Callable | None = None
+    text: bool = True
+
+
+def _json(path, text, kind):
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}); truncated?") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: not a Hugging Face {kind} JSON object")
+    return obj
+
+
+def _first_line(text):
+    return (text or "")[:20000].split("\n", 1)[0]
+
+
+def _head(text):
+    return (text or "")[:20000]
+
+
+def _is_results(path, text):
+    if not _head(text).lstrip().startswith("{") or '"log_history"' in _head(text):
+        return False
+    try:
+        return looks_like_results(json.loads(text))
+    except json.JSONDecodeError:
+        return False
+
+
+def _is_wandb_runs(path, text):
+    header = [h.strip().strip('"') for h in _first_line(text).split(",")]
+    return "Name" in header and sum(h in WANDB_RUN_COLUMNS for h in header) >= 2
+
+
+def _is_lightning(path, text):
+    cols = [c.strip().lower() for c in _first_line(text).split(",")]
+    return "step" in cols and ("epoch" in cols or any("loss" in c for c in cols)) and "compute" not in cols
+
+
+def _text_reader(fmt):
+    return lambda path, text, pattern: text_curves(path, text, TEXT_FORMATS[fmt], fmt)
+
+
+_TEXT_DOCS = {"llmc": "llm.c stdout", "nanogpt": "nanoGPT stdout", "modded_nanogpt": "modded-nanogpt stdout",
+              "megatron": "Megatron-LM / Megatron-DeepSpeed stdout", "build_nanogpt": "build-nanogpt log.txt"}
+
+# in detection order: the first whose detect() says yes wins; the stdout formats are told apart by which matches
+# the most lines (best_text_format)
+READERS = [
+    Reader("tensorboard", "TensorBoard event files or a run folder (extra .[tensorboard])",
+           lambda path, text, pattern: read_event_files(path), "eval/loss",
+           lambda path, text: path.is_dir() or "tfevents" in path.name, text=False),
+    Reader("hf_trainer", "Hugging Face Trainer trainer_state.json",
+           lambda path, text, pattern: read_trainer_state(path, _json(path, text, "trainer_state")), "eval_loss",
+           lambda path, text: '"log_history"' in _head(text)),
+    Reader("hf_results", "Hugging Face all_results.json / eval_results.json",
+           lambda path, text, pattern: read_results(path, _json(path, text, "results")), "eval_loss", _is_results),
+    Reader("runs", "a run table: JSONL, a JSON array, or CSV", lambda path, text, pattern: [], None,
+           lambda path, text: _head(text).lstrip().startswith(("{", "["))),
+    Reader("wandb", "a W&B chart's Export CSV", lambda path, text, pattern: read_chart_export(path, text), None,
+           lambda path, text: _first_line(text).startswith(('"Step"', "Step,"))),
+    Reader("wandb_runs", "the W&B runs table's Export CSV", lambda path, text, pattern: read_runs_export(path, text),
+           None, _is_wandb_runs),
+    *[Reader(fmt, _TEXT_DOCS.get(fmt, fmt), _text_reader(fmt), "val_loss",
+             lambda path, text, fmt=fmt: best_text_format(text) == fmt) for fmt in TEXT_FORMATS],
+    Reader("lightning", "PyTorch Lightning CSVLogger metrics.csv (+ hparams.yaml)",
+           lambda path, text, pattern: read_metrics_csv(path, text), "val_loss", _is_lightning),
+    Reader("pattern", "any text log, with --pattern (named groups step and value)",
+           lambda path, text, pattern: text_curves(path, text, [(compile_pattern(pattern), "value")], "pattern"),
+           "value"),
+]
+BY_NAME = {r.name: r for r in READERS}
+FORMATS = ("auto", *BY_NAME)
+DEFAULT_METRIC = {r.name: r.metric for r in READERS if r.metric}
+
+
+@functools.lru_cache(maxsize=4)
+def best_text_format(text: str) -> str | None:
+    """The stdout format whose patterns match the most lines of the file (the whole file: modded-nanogpt prints its
+    own source code first), or None where none matches."""
     lines = text.splitlines()[:200_000]
     counts = {fmt: sum(1 for line in lines for rx, _ in pats if rx.search(line)) for fmt, pats in TEXT_FORMATS.items()}
     best = max(counts, key=counts.get)
-    if counts[best] > 0:
-        return best
-    cols = [c.strip().lower() for c in first.split(",")]
-    if "step" in cols and ("epoch" in cols or any("loss" in c for c in cols)) and "compute" not in cols:
-        return "lightning"
-    if "," in first:
+    return best if counts[best] > 0 else None
+
+
+def detect(path: Path, text: str | None) -> str:
+    for r in READERS:
+        if r.detect is not None and r.detect(path, text):
+            return r.name
+    if "," in _first_line(text):
         return "runs"
     raise InputError(f"{path}: unknown log format (give --format, or --pattern with (?P<step>) and (?P<value>))")
 
@@ -95,32 +161,13 @@ def read_curves(path, fmt: str = "auto", pattern: str | None = None) -> tuple[st
         fmt = "pattern"
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    text = None if (path.is_dir() or fmt == "tensorboard" or "tfevents" in path.name) else read_text(path)
+    path_only = path.is_dir() or "tfevents" in path.name or (fmt != "auto" and not BY_NAME[fmt].text)
+    text = None if path_only else read_text(path)
     if fmt == "auto":
         fmt = detect(path, text)
-    if fmt == "tensorboard":
-        curves = read_event_files(path)
-    elif fmt == "pattern":
-        curves = text_curves(path, text, [(compile_pattern(pattern), "value")], fmt)
-    elif fmt in TEXT_FORMATS:
-        curves = text_curves(path, text, TEXT_FORMATS[fmt], fmt)
-    elif fmt in ("hf_trainer", "hf_results"):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}); truncated?") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{path}: not a Hugging Face {'trainer_state' if fmt == 'hf_trainer' else 'results'} "
-                             f"JSON object")
-        curves = read_trainer_state(path, obj) if fmt == "hf_trainer" else read_results(path, obj)
-    elif fmt == "lightning":
-        curves = read_metrics_csv(path, text)
-    elif fmt == "wandb":
-        curves = read_chart_export(path, text)
-    elif fmt == "wandb_runs":
-        curves = read_runs_export(path, text)
-    else:
+    if fmt == "runs":
         return "runs", []
+    curves = BY_NAME[fmt].read(path, text, pattern)
     curves = [c.clean() for c in curves if c.steps]
     if not curves:
         raise InputError(f"{path}: no curves found in this {fmt} log")

@@ -6,9 +6,11 @@ import csv
 import io
 from pathlib import Path
 
+import yaml
+
 from ..errors import InputError
 from .curve import Curve, num
-from .meta import run_meta_from
+from .meta import flatten, run_meta_from
 
 
 def read_metrics_csv(path, text):
@@ -34,23 +36,31 @@ def read_metrics_csv(path, text):
     return list(curves.values())
 
 
+class _HparamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that reads Lightning's python-object tags (a saved dataclass or Namespace) as the plain
+    mappings, lists or scalars under them, instead of refusing the file."""
+
+
+def _untagged(loader, suffix, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_HparamsLoader.add_multi_constructor("", _untagged)
+
+
 def lightning_hparams(path: Path) -> dict:
-    """Flat key -> value from hparams.yaml beside a Lightning metrics.csv (a small YAML subset: nested maps of
-    scalars), used to find n_params or model sizes where the log says them."""
+    """Flat key -> value from hparams.yaml beside a Lightning metrics.csv (read with PyYAML, which Lightning itself
+    writes it with), used to find n_params or model sizes where the log says them. An unreadable file gives
+    nothing: the curves do not depend on it."""
     hp = path.parent / "hparams.yaml"
-    out = {}
     if not hp.exists():
-        return out
-    stack = []
-    for line in hp.read_text(errors="replace").splitlines():
-        if not line.strip() or line.lstrip().startswith("#") or ":" not in line:
-            continue
-        indent = len(line) - len(line.lstrip())
-        key, _, val = line.strip().partition(":")
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        if val.strip():
-            out[".".join([s[1] for s in stack] + [key])] = val.strip()
-        else:
-            stack.append((indent, key))
-    return out
+        return {}
+    try:
+        obj = yaml.load(hp.read_text(errors="replace"), Loader=_HparamsLoader)
+    except yaml.YAMLError:
+        return {}
+    return flatten(obj) if isinstance(obj, dict) else {}

@@ -126,12 +126,12 @@ def finish_sweep(cfg: Config, out: Path, echo=print) -> dict:
     """The end step, with the functions behind `fit`, `predict`, `plot` and `report`: the compute law on the
     frontier and the chinchilla law on all runs, predictions at the targets (with the compute-optimal N* and D*
     that spend each target's exact FLOPs on this recipe's shapes), fit.json, predictions.json, the plot, the
-    report; the fit and the predictions printed as `fit` and `predict` print them."""
+    backtest.json, the report; the fit and the predictions printed as `fit` and `predict` print them."""
     from ..fit import fit_law, prediction_lines
     from ..fitfile import file_digest
     from ..plan import optimal_split
     from ..plots import prediction_figure
-    from ..report import write_report
+    from ..report import report_backtest, write_report
     from ..runs import load_runs
 
     runs_path = out / "runs.jsonl"
@@ -157,6 +157,9 @@ def finish_sweep(cfg: Config, out: Path, echo=print) -> dict:
             p["chinchilla_loss"], p["chinchilla_lower"], p["chinchilla_upper"] = c["loss"], c["lower"], c["upper"]
     atomic_write_json(out / "predictions.json", {"law": "compute", "compute_convention": fit.compute_convention,
                                                   "predictions": preds})
+    bt = report_backtest(table, fit)
+    if bt is not None:
+        atomic_write_json(out / "backtest.json", bt)
     for w in fit.warnings:
         echo(f"warning: {w}")
     prediction_figure(fit, out / "prediction.png", targets=targets)
