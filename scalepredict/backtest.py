@@ -17,9 +17,21 @@ from .runs import RunTable
 
 
 def backtest(table: RunTable, law="compute", factors=(10, 100), level: float = defaults.LEVEL, **fit_kws) -> dict:
-    law = get_law(law) if isinstance(law, str) else law
-    by_compute = law.inputs == ("compute",) and not fit_kws.get("all_points", False)
-    if by_compute:
+    auto = law == "auto" or getattr(law, "name", None) == "auto"
+    law = None if auto else get_law(law) if isinstance(law, str) else law
+    by_compute = not auto and law.inputs == ("compute",) and not fit_kws.get("all_points", False)
+    if auto:
+        # the runs an averaged law is scored on (ensemble.score_targets): each IsoFLOP group's best run, or every
+        # run of a ladder; whole groups are held out
+        from .ensemble import score_targets
+
+        run_compute = np.empty(len(table))
+        for g in isoflop_groups(table):
+            run_compute[g] = group_compute(table, g)
+        idx = score_targets(table)
+        targets = list(zip(run_compute[idx] if len(idx) < len(table) else table.compute[idx], table.loss[idx],
+                           table.params[idx], table.tokens[idx]))
+    elif by_compute:
         # hold out whole IsoFLOP groups, and score against the full table's frontier
         run_compute = np.empty(len(table))
         for g in isoflop_groups(table):
@@ -40,14 +52,14 @@ def backtest(table: RunTable, law="compute", factors=(10, 100), level: float = d
             skipped.append({"factor": k, "reason": "no runs below C_max/k"})
             continue
         try:
-            fit = fit_law(table.subset(mask), law, **fit_kws)
+            fit = fit_law(table.subset(mask), "auto" if auto else law, **fit_kws)
         except InputError as e:
             skipped.append({"factor": k, "reason": str(e).split(": ", 1)[-1]})
             continue
-        fits.append({"factor": k, "n_points": fit.n_points, "params": dict(zip(law.names, map(float, fit.values))),
-                     "warnings": fit.warnings})
+        fits.append({"factor": k, "n_points": fit.n_points, "warnings": fit.warnings,
+                     "params": {} if auto else dict(zip(law.names, map(float, fit.values)))})
         c, actual, n, d = (np.array(v, dtype=float) for v in zip(*held))
-        if by_compute:
+        if by_compute or not np.all(np.isfinite(n) & np.isfinite(d)):
             preds = fit.predict(compute=c, level=level)
         else:
             preds = fit.predict(compute=c, params=n, tokens=d, level=level)
@@ -80,7 +92,7 @@ def backtest(table: RunTable, law="compute", factors=(10, 100), level: float = d
                           "max_abs_error": float(np.max([abs(c["rel_error"]) for c in cs])),
                           "coverage": float(np.mean(cv)) if cv else None})
     return {
-        "law": law.name,
+        "law": "auto" if auto else law.name,
         "level": level,
         "cases": cases,
         "mape": float(errs.mean()),

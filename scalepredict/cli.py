@@ -17,6 +17,7 @@ from . import __version__, defaults
 from .errors import InputError, Stopped
 from .files import atomic_write_json
 from .ingest import FORMATS, READERS
+from .laws import LAWS
 
 
 def _num(x, digits=4):
@@ -89,9 +90,10 @@ def table_options(f):
 
 def law_options(f):
     opts = [
-        click.option("--law", type=click.Choice(["compute", "chinchilla", "power"]), default="compute",
-                     show_default=True, help="compute: L=a*C^b+c (GPT-4); chinchilla: L=E+A/N^alpha+B/D^beta; "
-                                             "power: L=a*C^b."),
+        click.option("--law", type=click.Choice(["auto", *LAWS]), default="auto", show_default=True,
+                     help="auto: the average of the laws the runs support, each scored by a nested backtest "
+                          "(docs/fitting.md); compute: L=a*C^b+c (GPT-4); chinchilla: L=E+A/N^alpha+B/D^beta; "
+                          "chinchilla_tied: the same with alpha=beta (Gadre et al. 2024); power: L=a*C^b."),
         click.option("--huber-delta", type=float, default=defaults.HUBER_DELTA, show_default=True,
                      help="Huber loss delta on log-loss residuals."),
         click.option("--no-huber", is_flag=True, help="Plain least squares instead of the Huber loss."),
@@ -171,6 +173,14 @@ def cli(ctx, debug):
 
 def _fit_summary(fit) -> dict:
     d = fit.to_dict()
+    if d["law"] == "auto":
+        for c in d["candidates"]:
+            c["fit"] = _fit_summary_dict(c["fit"])
+        return d
+    return _fit_summary_dict(d)
+
+
+def _fit_summary_dict(d: dict) -> dict:
     out = {k: d[k] for k in ("law", "formula", "params", "n_points", "converged", "dof", "x_range", "noise_sigma",
                              "at_bound", "warnings", "objective", "compute_convention")}
     if d["bootstrap"]:

@@ -96,6 +96,8 @@ class Fit:
     n_starts: int = 0
     seed_noise: dict | None = None  # {"sigma", "dof", "groups", "each"}: log-loss scatter of repeated runs
     compute_convention: str | None = None  # how the fitted compute was counted (runs.CONVENTIONS)
+    # the floor's profile likelihood: {"param", "range": [lo, hi], "level", "thetas": laws it admits} (floor_profile)
+    profile: dict | None = None
 
     @property
     def n_points(self) -> int:
@@ -196,11 +198,16 @@ class Fit:
         boot_lp = None if self.bootstrap is None else self.law.log_predict(self.bootstrap, X)
         boot = intervals.bootstrap_term(boot_lp, center, level)
         delta = intervals.delta_term(self.gradient(X), self.covariance, level, self.dof)
+        prof = None
+        if self.profile and self.profile.get("thetas"):
+            prof = intervals.profile_term(self.law.log_predict(np.asarray(self.profile["thetas"]), X), center, level)
         if boot is None and delta is None:
             return None, None, {"bootstrap": None, "delta": None, "noise": None, "model": None}
         # the bootstrap captures the law's non-linearity (asymmetric intervals); the delta method stands in where
         # the bootstrap could not be run
         parameter = boot if boot is not None else (delta, delta)
+        if prof is not None:  # never narrower than the floor's admitted range
+            parameter = (np.maximum(parameter[0], prof[0]), np.maximum(parameter[1], prof[1]))
         noise = intervals.noise_term(m, level, self.noise_sigma, self.dof, self.seed_noise)
         model = intervals.model_term(compute, self.max_compute, self.model_error_per_decade)
         lo, hi = intervals.combine(parameter, noise, model)
@@ -302,6 +309,10 @@ def fit_law(
     model_error_per_decade: float = intervals.MODEL_ERROR_PER_DECADE,
     inputs: list | None = None,
 ) -> Fit:
+    if law == "auto":  # law averaging by nested backtest (ensemble.py)
+        from .ensemble import fit_auto
+
+        return fit_auto(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, inputs=inputs)
     law = get_law(law) if isinstance(law, str) else law
     if delta is not None and delta <= 0:
         raise InputError(f"--huber-delta must be positive, got {delta} (use --no-huber for least squares)")
@@ -350,7 +361,15 @@ def fit_law(
         if samples is None or len(samples) < 20:
             warnings.append("bootstrap failed: too few distinct points for resamples to be fitted")
             samples = None
-    if samples is not None:
+    profile = floor_profile(law, X, logL, best_u, residuals, delta)
+    if profile is not None:
+        lo_c, hi_c = profile["range"]
+        name = profile["param"]
+        if name in at_bound or hi_c - lo_c > 0.5 * max(values[law.names.index(name)], 1e-12):
+            warnings.append(f"the floor {name} is not identified by these data: {name} from {lo_c:.4g} to {hi_c:.4g} "
+                            f"fits them about as well (profile likelihood, 90%); predictions beyond the fitted range "
+                            f"depend on it, and their intervals span every law in that range")
+    elif samples is not None:
         warnings += _floor_warnings(law, values, samples, at_bound)
     if not converged:
         warnings.append("the optimizer did not report convergence: treat the parameters with care")
@@ -358,7 +377,45 @@ def fit_law(
                cost=best_cost, converged=converged, noise_sigma=noise_sigma, bootstrap=samples,
                bootstrap_requested=n_bootstrap, seed=seed, model_error_per_decade=model_error_per_decade,
                at_bound=at_bound, warnings=warnings, inputs=inputs or [], n_starts=n_starts,
-               seed_noise=seed_noise(table), compute_convention=table.convention)
+               seed_noise=seed_noise(table), compute_convention=table.convention, profile=profile)
+
+
+FLOOR_NAMES = ("c", "E")  # the irreducible loss of the compute and chinchilla laws
+PROFILE_LEVEL = 0.9
+
+
+def floor_profile(law: Law, X, logL, u_best, residuals, delta, level: float = PROFILE_LEVEL, n_grid: int = 32):
+    """The profile likelihood of the floor (c or E): on a grid from its lower bound to 99.9% of the lowest observed
+    loss, the other parameters refitted with the floor held fixed; the grid values whose Gaussian profile
+    likelihood ratio n log(RSS / RSS_best) is within the chi-square(1) quantile at `level` are admitted. Returns
+    {"param", "range", "level", "thetas"} (thetas: the admitted laws, natural units), or None where the law has no
+    floor or too few points."""
+    j = next((i for i, p in enumerate(law.params) if p.name in FLOOR_NAMES), None)
+    n = len(logL)
+    if j is None or n <= len(law.params):
+        return None
+    from scipy import stats
+
+    top = 0.999 * float(np.exp(np.min(logL)))
+    lo_nat = max(law.params[j].min, 0.0)
+    grid = np.linspace(lo_nat, top, n_grid)
+    if law.params[j].log:
+        grid = np.geomspace(max(lo_nat, 1e-3 * top), top, n_grid)
+    starts = np.tile(u_best, (n_grid, 1))
+    starts[:, j] = law.to_internal(np.column_stack([grid] * len(law.params)))[:, j] if law.params[j].log else grid
+    fixed = np.zeros(len(law.params), bool)
+    fixed[j] = True
+    u, cost, _ = solve_batch(law, X, logL, starts, delta, max_iter=300, fixed=fixed)
+    with np.errstate(all="ignore"):
+        r = law.log_predict(law.to_natural(u), X) - logL
+    rss = np.sum(r**2, axis=-1)
+    rss_best = max(float(np.sum(residuals**2)), 1e-300)
+    ok = np.isfinite(rss) & (n * np.log(np.maximum(rss, 1e-300) / rss_best) <= stats.chi2.ppf(level, 1))
+    if not ok.any():
+        return None
+    thetas = law.to_natural(u[ok])
+    return {"param": law.params[j].name, "range": [float(grid[ok].min()), float(grid[ok].max())], "level": level,
+            "thetas": thetas.tolist()}
 
 
 def _optimize(law: Law, X, loss, delta):

@@ -61,12 +61,17 @@ def fit_to_dict(fit: Fit) -> dict:
         "residuals": [float(r) for r in fit.residuals],
         "frontier": d.frontier,
         "bootstrap": boot,
+        "floor_profile": fit.profile,
         "warnings": fit.warnings,
         "inputs": fit.inputs,
     }
 
 
 def fit_from_dict(obj: dict, source: str = "fit file") -> Fit:
+    if obj.get("law") == "auto" and obj.get("format") == FIT_FORMAT:
+        from .ensemble import Ensemble
+
+        return Ensemble.from_dict(obj, source)
     try:
         if obj.get("format") != FIT_FORMAT:
             raise InputError(f"{source}: fit file format {obj.get('format')!r} from scalepredict "
@@ -96,6 +101,7 @@ def fit_from_dict(obj: dict, source: str = "fit file") -> Fit:
             at_bound=list(obj.get("at_bound", [])), warnings=list(obj.get("warnings", [])),
             inputs=list(obj.get("inputs", [])), n_starts=int(objective.get("n_starts", 0)),
             seed_noise=obj.get("seed_noise"), compute_convention=obj.get("compute_convention", "reported"),
+            profile=obj.get("floor_profile"),
         )
     except InputError:
         raise

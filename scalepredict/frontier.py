@@ -93,9 +93,21 @@ def vertex(logn, loss):
     return x, p2 - p1 * p1 / (4 * p0)
 
 
+def local_vertex(logn, loss):
+    """The vertex of the parabola through the lowest size and its two neighbours (Hoffmann et al.'s approach 2,
+    fitted where a parabola describes the set: near its minimum; over a set spanning 100x or more in N a parabola
+    through every size is a poor description and misplaces the minimum), or None where the lowest size is at an
+    edge or the vertex falls outside the three sizes."""
+    i = int(np.argmin(loss))
+    if i == 0 or i == len(loss) - 1:
+        return None
+    v = vertex(np.asarray(logn)[i - 1 : i + 2], np.asarray(loss)[i - 1 : i + 2])
+    return v if v is not None and v[1] <= loss[i] else None
+
+
 def frontier(table: RunTable, tolerance_dex: float = GROUP_TOLERANCE_DEX, pareto: bool = True) -> list[FrontierPoint]:
-    """The compute-efficient frontier: one point per IsoFLOP group (the parabola vertex in log N where the group
-    has >= 3 distinct sizes, else its lowest loss), then, if `pareto`, only the points that no cheaper point
+    """The compute-efficient frontier: one point per IsoFLOP group (the vertex of the parabola in log N through the
+    lowest size and its neighbours where the group has >= 3 distinct sizes, else its lowest loss), then, if `pareto`, only the points that no cheaper point
     beats (Kaplan et al. 2020's envelope; a larger budget cannot be worse than a smaller one on the frontier)."""
     points = []
     for g in isoflop_groups(table, tolerance_dex):
@@ -115,7 +127,7 @@ def frontier(table: RunTable, tolerance_dex: float = GROUP_TOLERANCE_DEX, pareto
                 best = int(g[np.flatnonzero(inverse == np.argmin(mean_loss))[0]])
         side = edge(sizes, mean_loss) if sizes is not None else None  # np.unique sorted the sizes
         if sizes is not None and len(sizes) >= 3:
-            v = vertex(sizes, mean_loss)
+            v = local_vertex(sizes, mean_loss)
             if v is not None and v[1] > 0:
                 n_opt = float(np.exp(v[0]))
                 point = FrontierPoint(compute, float(v[1]), n_opt, compute / (6 * n_opt),

@@ -5,7 +5,8 @@ computed (and tested) on their own, then added in quadrature.
 
 - parameter: how far the fitted law itself could be off. The bootstrap over runs (quantiles of the refitted
   laws' predictions, asymmetric: a floor near its bound pulls one side only); the delta method (gradient x
-  covariance x gradient, scaled by Student's t) where the bootstrap could not be run.
+  covariance x gradient, scaled by Student's t) where the bootstrap could not be run; and never less than the
+  spread of the predictions of every law the floor's profile likelihood admits (profile_term).
 - noise: how far a single new run scatters around the law: the larger of the residual scale of the fit
   (Student's t with the fit's degrees of freedom) and the seed-to-seed scatter of repeated runs (Student's t
   with their degrees of freedom): a few points leave the residual scale badly estimated, and the scatter of
@@ -45,6 +46,17 @@ def bootstrap_term(log_predictions: np.ndarray, center: np.ndarray, level: float
     q_lo, q_hi = np.nanquantile(log_predictions, [0.5 - level / 2, 0.5 + level / 2], axis=0)
     z = z_of(level)
     return np.maximum(center - q_lo, 0) / z, np.maximum(q_hi - center, 0) / z
+
+
+def profile_term(log_predictions: np.ndarray | None, center: np.ndarray, level: float):
+    """(lower, upper) standard deviations that reach the lowest and highest prediction (B, m) of the laws a floor's
+    profile likelihood admits at `level` (fit.floor_profile), or None: where the data do not identify the floor,
+    its whole admitted range is part of the parameter uncertainty."""
+    if log_predictions is None or len(log_predictions) == 0:
+        return None
+    z = z_of(level)
+    return (np.maximum(center - np.nanmin(log_predictions, axis=0), 0) / z,
+            np.maximum(np.nanmax(log_predictions, axis=0) - center, 0) / z)
 
 
 def delta_term(gradient: np.ndarray, covariance: np.ndarray | None, level: float, dof: int):

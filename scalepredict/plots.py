@@ -56,6 +56,8 @@ def _loss_label(fit_or_kind="nats/token"):
 
 
 def _fmt_params(fit) -> str:
+    if hasattr(fit, "members"):  # --law auto: the laws averaged
+        return "average of " + ", ".join(m.candidate.name.split(" ")[0] for m in fit.members)
     parts = []
     for name, v, s in zip(fit.law.names, fit.values, fit.stderr):
         parts.append(f"{name}={v:.4g}" + (" (at bound)" if name in fit.at_bound

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import defaults
+from . import __version__, defaults
 from .errors import InputError
 from .files import atomic_write_text
 from .fit import Fit
@@ -47,7 +47,9 @@ def report_backtest(table: RunTable, fit: Fit) -> dict | None:
     if not factors:
         return None
     try:
-        return backtest(table, fit.law, factors, delta=fit.delta, n_bootstrap=200, seed=fit.seed)
+        one = fit.primary if hasattr(fit, "members") else fit
+        return backtest(table, "auto" if hasattr(fit, "members") else fit.law, factors, delta=one.delta,
+                        n_bootstrap=200, seed=one.seed)
     except InputError:
         return None
 
@@ -151,6 +153,22 @@ def write_report(source, out, targets=None, html: bool = False, level: float = d
     return out
 
 
+def _parameter_table(fit: Fit) -> list[str]:
+    L = ["| parameter | value | stderr | bootstrap 5% | bootstrap 95% |", "|---|---:|---:|---:|---:|"]
+    for p in fit.params.values():
+        value = fmt(p.value) + (" (at bound)" if p.at_bound else "")
+        L.append(f"| {p.name} | {value} | {fmt(p.stderr)} | {fmt(p.quantiles.get('0.05'))} | "
+                 f"{fmt(p.quantiles.get('0.95'))} |")
+    L.append("")
+    L.append(f"Objective: {'linear' if fit.delta is None else 'huber'} loss on log-loss residuals"
+             + (f" (delta {fmt(fit.delta)})" if fit.delta else "") + f", {fit.n_starts} starting points; residual "
+             f"scale {fmt(fit.noise_sigma, 3)}; model-error prior {fmt(fit.model_error_per_decade, 3)} per decade "
+             f"of extrapolation; bootstrap {0 if fit.bootstrap is None else len(fit.bootstrap)} resamples "
+             f"(seed {fit.seed}).")
+    L.append("")
+    return L
+
+
 def render(data: ReportData, figs: list[tuple[str, str]]) -> str:
     """The markdown report from gathered data: deterministic but for the line starting "Generated"."""
     fit, chin, table, meta, level = data.fit, data.chin, data.table, data.meta, data.level
@@ -158,7 +176,7 @@ def render(data: ReportData, figs: list[tuple[str, str]]) -> str:
     L = []
     L.append(f"# Loss prediction: {data.name}")
     L.append("")
-    L.append(f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by scalepredict {fit.to_dict()['version']}.")
+    L.append(f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by scalepredict {__version__}.")
     L.append("")
     L.append("## Summary")
     L.append("")
@@ -192,19 +210,23 @@ def render(data: ReportData, figs: list[tuple[str, str]]) -> str:
 
     L.append("## Fitted parameters")
     L.append("")
-    L.append("| parameter | value | stderr | bootstrap 5% | bootstrap 95% |")
-    L.append("|---|---:|---:|---:|---:|")
-    for p in fit.params.values():
-        value = fmt(p.value) + (" (at bound)" if p.at_bound else "")
-        L.append(f"| {p.name} | {value} | {fmt(p.stderr)} | {fmt(p.quantiles.get('0.05'))} | "
-                 f"{fmt(p.quantiles.get('0.95'))} |")
-    L.append("")
-    L.append(f"Objective: {fit.to_dict()['objective']['loss']} loss on log-loss residuals"
-             + (f" (delta {fmt(fit.delta)})" if fit.delta else "") + f", {fit.n_starts} starting points; residual "
-             f"scale {fmt(fit.noise_sigma, 3)}; model-error prior {fmt(fit.model_error_per_decade, 3)} per decade "
-             f"of extrapolation; bootstrap {0 if fit.bootstrap is None else len(fit.bootstrap)} resamples "
-             f"(seed {fit.seed}).")
-    L.append("")
+    if hasattr(fit, "members"):
+        L.append("`--law auto`: the laws below are averaged (weighted log predictions; weights from a nested backtest "
+                 "inside the fitted range: mean absolute log error on the largest groups, held out); the interval is "
+                 "that of the mixture of their predictive distributions.")
+        L.append("")
+        L.append("| law | weight | nested score |")
+        L.append("|---|---:|---:|")
+        for m in fit.members:
+            L.append(f"| {m.candidate.name} | {fmt(m.weight, 3)} | "
+                     f"{'–' if m.score is None else f'{m.score:.2%}'} |")
+        L.append("")
+        for m in fit.members:
+            L.append(f"### {m.candidate.name}: `{m.fit.law.formula}`")
+            L.append("")
+            L += _parameter_table(m.fit)
+    else:
+        L += _parameter_table(fit)
     if chin is not None:
         L.append("Chinchilla fit on all runs: " + ", ".join(f"{n} = {fmt(float(v), 4)}"
                                                           for n, v in zip(chin.law.names, chin.values)) + ".")
