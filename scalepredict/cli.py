@@ -77,6 +77,9 @@ def table_options(f):
         click.option("--run-meta", type=click.Path(path_type=Path),
                      help="Logs: a CSV/JSONL file, one row per run (name or glob): params, tokens, tokens_per_step, "
                           "compute, budget."),
+        click.option("--name-pattern",
+                     help="Logs: a regex read from each run's name, with named groups params, tokens, compute, "
+                          "budget or tokens_per_step, e.g. '(?P<params>\\d+[MB])' reads 150M and 1B."),
         click.option("--last-k", type=click.IntRange(1), default=1, show_default=True,
                      help="Logs: a run's loss is the mean of its last k points."),
         click.option("--intermediate", is_flag=True,
@@ -119,7 +122,7 @@ def _load_table(inputs, kw):
     columns = _columns(kw)
     fmt = kw.pop("fmt", "auto")
     ingest_kw = {k: kw.pop(k) for k in ("metric", "params", "tokens_per_step", "pattern", "intermediate", "last_k",
-                                        "run_meta", "compute_convention") if k in kw}
+                                        "run_meta", "compute_convention", "name_pattern") if k in kw}
     return load_table(inputs, fmt=fmt, columns=columns, **ingest_kw)
 
 
@@ -227,12 +230,16 @@ def fit(inputs, out, as_json, **kw):
               help="A CSV/JSONL file, one row per run (a name or a glob) with any of params, tokens, tokens_per_step, "
                    "compute, budget: for several runs at once. It wins over --params/--tokens-per-step, which win "
                    "over what the log says.")
+@click.option("--name-pattern",
+              help="A regex read from each run's name, with named groups params, tokens, compute, budget or "
+                   "tokens_per_step, e.g. '(?P<params>\\d+[MB])'.")
 @click.option("--last-k", type=click.IntRange(1), default=1, show_default=True,
               help="A run's loss is the mean of its last k points.")
 @click.option("--intermediate", is_flag=True, help="One row per logged point instead of one per run.")
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write a run table (runs.jsonl).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, last_k, intermediate, out, as_json):
+def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, name_pattern, last_k, intermediate, out,
+           as_json):
     """Read training logs into curves, and (with -o) into a run table.
 
     Params and tokens per run come from --run-meta, else --params/--tokens-per-step, else the log itself
@@ -241,7 +248,7 @@ def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, last_k
     the middle of a cosine run is not the end of a shorter run; --intermediate keeps every point.
     """
     from .files import atomic_write_text
-    from .ingest import load_run_meta, read_logs, records_from_logs
+    from .ingest import compile_name_pattern, load_run_meta, read_logs, records_from_logs
 
     meta = load_run_meta(run_meta) if run_meta else None
     read = read_logs(logs, fmt, pattern)
@@ -249,8 +256,9 @@ def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, last_k
         if kind == "runs":
             raise InputError(f"{path}: already a run table; use it with fit/backtest directly")
     all_curves = [c for _, _, curves in read for c in curves]
-    records = records_from_logs(read, metric, params, tokens_per_step, last_k, intermediate, meta) if (metric or out) \
-        else []
+    rx = compile_name_pattern(name_pattern) if name_pattern else None
+    records = records_from_logs(read, metric, params, tokens_per_step, last_k, intermediate, meta, rx) \
+        if (metric or out) else []
     if out:
         atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in records))
     for c in all_curves:
@@ -305,14 +313,15 @@ def predict(fit_file, compute, n, d, at, level, as_json):
         preds += fit.predict(compute=compute, level=level)
     if not preds:
         raise InputError("nothing to predict: give --compute, --params with --tokens, or --at FILE")
-    conv = fit.compute_convention if by_compute else "6nd"
+    ensemble = hasattr(fit, "members")
+    conv = fit.compute_convention if by_compute or ensemble else "6nd"
     for p in preds:
         p["compute_convention"] = conv
     _warn(sorted({p["warning"] for p in preds if "warning" in p}))
     if as_json:
         _emit_json({"law": fit.law.name, "compute_convention": conv, "predictions": preds})
         return
-    what = "the compute-optimal split" if not by_compute else "the law"
+    what = "the laws" if ensemble else "the compute-optimal split" if not by_compute else "the law"
     click.echo(f"compute is read as {conv} ({CONVENTIONS.get(conv, conv)}) for {what}")
     for line in prediction_lines(preds):
         click.echo(line)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +36,13 @@ from ..runs import RunTable, load_runs, resolve_conventions
 from .curve import Curve
 from .hf_trainer import looks_like_results, read_results, read_trainer_state
 from .lightning import read_metrics_csv
-from .meta import load_run_meta, meta_for
-from .stdout import TEXT_FORMATS, compile_pattern, read_text, text_curves
+from .meta import compile_name_pattern, load_run_meta, meta_for, name_meta
+from .stdout import TEXT_FORMATS, clean_line, compile_pattern, read_text, text_curves
+from .history import is_history, read_history, validation_metric
 from .tensorboard import read_event_files
 from .wandb import WANDB_RUN_COLUMNS, read_chart_export, read_runs_export
 
-__all__ = ["Curve", "FORMATS", "TEXT_FORMATS", "curves_to_records", "detect", "load_run_meta", "load_table",
+__all__ = ["Curve", "FORMATS", "compile_name_pattern", "TEXT_FORMATS", "curves_to_records", "detect", "load_run_meta", "load_table",
            "pick_metric", "read_curves", "read_logs", "records_from_logs"]
 
 # ---- the registry: every format, how it is detected, its default metric and its reader ----------------------
@@ -102,7 +104,8 @@ def _text_reader(fmt):
 
 
 _TEXT_DOCS = {"llmc": "llm.c stdout", "nanogpt": "nanoGPT stdout", "modded_nanogpt": "modded-nanogpt stdout",
-              "megatron": "Megatron-LM / Megatron-DeepSpeed stdout", "build_nanogpt": "build-nanogpt log.txt"}
+              "megatron": "Megatron-LM / Megatron-DeepSpeed stdout", "torchtitan": "torchtitan console log",
+              "build_nanogpt": "build-nanogpt log.txt"}
 
 # in detection order: the first whose detect() says yes wins; the stdout formats are told apart by which matches
 # the most lines (best_text_format)
@@ -110,13 +113,15 @@ READERS = [
     Reader("tensorboard", "TensorBoard event files or a run folder (extra .[tensorboard])",
            lambda path, text, pattern: read_event_files(path), "eval/loss",
            lambda path, text: path.is_dir() or "tfevents" in path.name, text=False),
+    Reader("wandb_history", "a W&B run history (run.history() / scan_history()) saved as CSV, JSONL or Parquet",
+           read_history, None, lambda path, text: is_history(path, _head(text)), text=False),
     Reader("hf_trainer", "Hugging Face Trainer trainer_state.json",
            lambda path, text, pattern: read_trainer_state(path, _json(path, text, "trainer_state")), "eval_loss",
            lambda path, text: '"log_history"' in _head(text)),
     Reader("hf_results", "Hugging Face all_results.json / eval_results.json",
            lambda path, text, pattern: read_results(path, _json(path, text, "results")), "eval_loss", _is_results),
     Reader("runs", "a run table: JSONL, a JSON array, or CSV", lambda path, text, pattern: [], None,
-           lambda path, text: _head(text).lstrip().startswith(("{", "["))),
+           lambda path, text: re.match(r"\s*(\{|\[\s*(\{|\]))", _head(text)) is not None),
     Reader("wandb", "a W&B chart's Export CSV", lambda path, text, pattern: read_chart_export(path, text), None,
            lambda path, text: _first_line(text).startswith(('"Step"', "Step,"))),
     Reader("wandb_runs", "the W&B runs table's Export CSV", lambda path, text, pattern: read_runs_export(path, text),
@@ -138,7 +143,7 @@ DEFAULT_METRIC = {r.name: r.metric for r in READERS if r.metric}
 def best_text_format(text: str) -> str | None:
     """The stdout format whose patterns match the most lines of the file (the whole file: modded-nanogpt prints its
     own source code first), or None where none matches."""
-    lines = text.splitlines()[:200_000]
+    lines = [clean_line(line) for line in text.splitlines()[:200_000]]
     counts = {fmt: sum(1 for line in lines for rx, _ in pats if rx.search(line)) for fmt, pats in TEXT_FORMATS.items()}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else None
@@ -161,17 +166,45 @@ def read_curves(path, fmt: str = "auto", pattern: str | None = None) -> tuple[st
         fmt = "pattern"
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    path_only = path.is_dir() or "tfevents" in path.name or (fmt != "auto" and not BY_NAME[fmt].text)
-    text = None if path_only else read_text(path)
+    text = None
     if fmt == "auto":
-        fmt = detect(path, text)
+        head = None if path.is_dir() else read_head(path)
+        fmt = _detect_streamed(path, head)
+        if fmt is None:  # the formats that are told apart by their whole text
+            text = read_text(path)
+            fmt = detect(path, text)
     if fmt == "runs":
         return "runs", []
-    curves = BY_NAME[fmt].read(path, text, pattern)
+    reader = BY_NAME[fmt]
+    if reader.text and text is None:
+        text = read_text(path)
+    curves = reader.read(path, text, pattern)
     curves = [c.clean() for c in curves if c.steps]
     if not curves:
         raise InputError(f"{path}: no curves found in this {fmt} log")
     return fmt, curves
+
+
+def read_head(path: Path, size: int = 65536) -> str:
+    """The first `size` bytes of a file as text (for detection), or an InputError (missing, empty, a folder)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(size)
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder (give the log file, or a TensorBoard run folder)") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    if not raw.strip():
+        raise InputError(f"{path}: empty file")
+    return raw.decode("utf-8", errors="replace")
+
+
+def _detect_streamed(path: Path, head: str | None) -> str | None:
+    """The formats read from the path itself (event files, W&B histories), told from the first bytes."""
+    for r in READERS:
+        if not r.text and r.detect is not None and r.detect(path, head):
+            return r.name
+    return None
 
 
 def pick_metric(curves: list[Curve], fmt: str, metric: str | None, path) -> list[Curve]:
@@ -181,6 +214,10 @@ def pick_metric(curves: list[Curve], fmt: str, metric: str | None, path) -> list
         if not chosen:
             raise InputError(f"{path}: no metric '{metric}' in this log (metrics: {', '.join(names)})")
         return chosen
+    if fmt == "wandb_history":
+        val = validation_metric(names)
+        if val:
+            return [c for c in curves if c.metric == val]
     for cand in (DEFAULT_METRIC.get(fmt), "eval_loss", "val_loss", "eval/loss", "loss", "train_loss", "value"):
         chosen = [c for c in curves if c.metric == cand]
         if chosen:
@@ -192,12 +229,14 @@ def pick_metric(curves: list[Curve], fmt: str, metric: str | None, path) -> list
 
 
 def curves_to_records(curves, params=None, tokens_per_step=None, last_k: int = 1, intermediate: bool = False,
-                      run_meta=None):
+                      run_meta=None, name_pattern=None):
     """Run-table rows from curves: the final value (mean of the last k points) per curve, or every point with
-    `intermediate`. Params and tokens: run-meta row > params/tokens_per_step given > what the log says."""
+    `intermediate`. Params and tokens: run-meta row > params/tokens_per_step given > the run's name (name_pattern,
+    compiled) > what the log says."""
     recs = []
     for c in curves:
         m = dict(c.meta)
+        m.update(name_meta(c.run, name_pattern))
         m.update({k: v for k, v in (("params", params), ("tokens_per_step", tokens_per_step)) if v})
         m.update(meta_for(c.run, run_meta))
         pts = [(s, v, (c.tokens[i] if c.tokens else None)) for i, (s, v) in enumerate(zip(c.steps, c.values))
@@ -236,25 +275,40 @@ def curves_to_records(curves, params=None, tokens_per_step=None, last_k: int = 1
     return recs
 
 
+def expand(inputs) -> list[Path]:
+    """The inputs, with a folder that is not a TensorBoard run (no event files in it) replaced by the files in it,
+    sorted (a folder of per-run logs or history dumps); hidden files are skipped."""
+    out = []
+    for p in map(Path, inputs):
+        if p.is_dir() and not any(p.rglob("*tfevents*")):
+            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            if not files:
+                raise InputError(f"{p}: an empty folder")
+            out += files
+        else:
+            out.append(p)
+    return out
+
+
 def read_logs(inputs, fmt: str = "auto", pattern: str | None = None) -> list[tuple[Path, str, list[Curve]]]:
     """(path, format, curves) for each input; run tables come back with format "runs" and no curves."""
-    return [(Path(p), *read_curves(p, fmt, pattern)) for p in inputs]
+    return [(p, *read_curves(p, fmt, pattern)) for p in expand(inputs)]
 
 
 def records_from_logs(read, metric=None, params=None, tokens_per_step=None, last_k: int = 1,
-                      intermediate: bool = False, run_meta=None) -> list[dict]:
+                      intermediate: bool = False, run_meta=None, name_pattern=None) -> list[dict]:
     recs = []
     for path, kind, curves in read:
         if kind != "runs":
             recs += curves_to_records(pick_metric(curves, kind, metric, path), params, tokens_per_step, last_k,
-                                      intermediate, run_meta)
+                                      intermediate, run_meta, name_pattern)
     return recs
 
 
 def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermediate: bool = False,
                metric: str | None = None, params: float | None = None, tokens_per_step: float | None = None,
                pattern: str | None = None, last_k: int = 1, run_meta=None,
-               compute_convention: str | None = None) -> RunTable:
+               compute_convention: str | None = None, name_pattern: str | None = None) -> RunTable:
     """A run table from run tables and/or training logs (each log gives one row per run and metric)."""
     if isinstance(run_meta, (str, Path)):
         run_meta = load_run_meta(run_meta)
@@ -264,7 +318,8 @@ def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermedi
     if tables:
         t = load_runs(tables, columns, intermediate=intermediate, convention=compute_convention)
         records, excluded = t.records, t.excluded
-    for r in records_from_logs(read, metric, params, tokens_per_step, last_k, intermediate, run_meta):
+    rx = compile_name_pattern(name_pattern) if name_pattern else None
+    for r in records_from_logs(read, metric, params, tokens_per_step, last_k, intermediate, run_meta, rx):
         r["_where"] = r["source"]
         if r.get("status") in ("diverged", "failed"):
             excluded.append({**r, "reason": f"status {r['status']}"})

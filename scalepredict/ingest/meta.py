@@ -113,3 +113,46 @@ def meta_for(run: str, run_meta) -> dict:
         if fnmatchcase(run, name):
             return m
     return {}
+
+
+SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+NAME_GROUPS = ("params", "tokens", "compute", "budget", "tokens_per_step")
+
+
+def compile_name_pattern(regex: str):
+    """--name-pattern: a regex with named groups among params, tokens, compute, budget, tokens_per_step, searched in
+    each run's name (`(?P<params>\\d+[MB])` reads 150M and 1B)."""
+    try:
+        rx = re.compile(regex)
+    except re.error as e:
+        raise InputError(f"--name-pattern: not a valid regular expression ({e})") from None
+    if not set(rx.groupindex) & set(NAME_GROUPS):
+        raise InputError(f"--name-pattern: needs a named group among {', '.join(NAME_GROUPS)}, e.g. "
+                         f"(?P<params>\\d+[MB])")
+    return rx
+
+
+def size_number(text: str) -> float | None:
+    """A count as run names write it: 150M, 1.4B, 7b, 300k, 2T, 1e9, 1_000_000."""
+    m = re.fullmatch(r"\s*([0-9][0-9_.,]*(?:e[+-]?\d+)?)\s*([kKmMbBgGtT]?)\s*", text or "")
+    if not m:
+        return None
+    x = num(m.group(1).replace("_", "").replace(",", ""))
+    return None if x is None else x * SUFFIX[m.group(2).lower()]
+
+
+def name_meta(run: str, rx) -> dict:
+    """What a run's name says (--name-pattern): each named group that matches, as a number."""
+    m = rx.search(run) if rx is not None else None
+    if not m:
+        return {}
+    out = {}
+    for k, v in m.groupdict().items():
+        if k in NAME_GROUPS and v is not None:
+            x = size_number(v)
+            if x is None or not math.isfinite(x) or x <= 0:
+                raise InputError(f"--name-pattern: run '{run}': {k} {v!r} is not a count (150M, 1.4B, 2e9)")
+            out[k] = x
+    if "params" in out:
+        out["params_from"] = "the run's name"
+    return out

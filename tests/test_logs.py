@@ -1,0 +1,174 @@
+"""The log formats users have: W&B run histories, Megatron (LM and DeepSpeed), torchtitan; a whole ladder in one
+command (a folder of histories, --metric, --name-pattern). Fixtures are written here in each tool's own format."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from scalepredict.cli import cli
+from scalepredict.ingest import load_table, pick_metric, read_curves
+from scalepredict.runs import load_runs
+
+VAL = "eval/c4_en-validation/CrossEntropyLoss"
+
+
+def megatron_deepspeed_log(run_losses):
+    """Megatron-DeepSpeed's stdout through a launcher that prefixes ranks, several runs one after another."""
+    out = []
+    for losses in run_losses:
+        out.append("0: ------------------------ arguments ------------------------")
+        for it, (train, val) in enumerate(losses, 1):
+            step = it * 500
+            out.append(f"0:  iteration     {step:>5}/   10000 | consumed samples:      {step * 256} | consumed tokens:"
+                       f"   {step * 256 * 2048} | elapsed time per iteration (ms): 812.3 | learning rate: 2.9E-04 | "
+                       f"global batch size:   256 | lm loss: {train:.6E} | loss scale: 4096.0 |")
+            out.append("0: -" * 20)
+            out.append(f"0:  valid loss at iteration {step} | lm loss value: {val:.6E} | lm loss PPL: "
+                       f"{np.exp(val):.6E} | ")
+    return "\n".join(out) + "\n"
+
+
+def test_megatron_deepspeed_valid_loss_with_rank_prefixes_and_two_runs(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_text(megatron_deepspeed_log([[(9.1, 9.0), (8.4, 8.283220)], [(8.9, 8.8), (7.7, 7.654321)]]))
+    kind, curves = read_curves(p)
+    assert kind == "megatron"
+    val = {c.run: c for c in pick_metric(curves, kind, None, p)}  # the default metric is the validation loss
+    assert set(val) == {"train", "train#2"}
+    assert val["train"].metric == "val_loss" and val["train"].values == [9.0, 8.28322]
+    assert val["train#2"].steps == [500, 1000] and val["train#2"].values[-1] == 7.654321
+    assert val["train"].tokens == [500 * 256 * 2048, 1000 * 256 * 2048]
+
+
+def test_megatron_lm_validation_on_validation_set_with_rank_brackets(tmp_path):
+    p = tmp_path / "lm.log"
+    p.write_text("[rank0]:  iteration      100/    2000 | consumed samples:        12800 | lm loss: 6.512345E+00 |\n"
+                 "[rank0]: ----------------------------------------------------------------------------------\n"
+                 "[rank0]:  validation loss at iteration 100 on validation set | lm loss value: 6.401234E+00 | "
+                 "lm loss PPL: 6.02E+02 |\n"
+                 "[rank0]:  iteration      200/    2000 | consumed samples:        25600 | lm loss: 5.9E+00 |\n"
+                 "[rank0]:  validation loss at iteration 200 on validation set | lm loss value: 5.876543E+00 |\n")
+    kind, curves = read_curves(p)
+    (val,) = pick_metric(curves, kind, None, p)
+    assert kind == "megatron" and val.steps == [100, 200] and val.values == [6.401234, 5.876543]
+
+
+def test_torchtitan_console_log_with_colours_and_prefixes(tmp_path):
+    esc = "\x1b"
+    lines = []
+    for step, loss in ((1, 12.2456), (10, 9.8765), (20, 8.1234)):
+        lines.append(f"[titan] 2025-03-01 10:00:{step:02d},123 - root - INFO - {esc}[31mstep: {step:2}  {esc}[32mloss: "
+                     f"{loss:7.4f}  {esc}[33mgrad_norm:  1.2345  {esc}[36mmemory: 12.34GiB(15.60%)  {esc}[34mtps: "
+                     f"12,345  {esc}[36mtflops: 123.45  {esc}[35mmfu: 12.34%{esc}[39m")
+    lines.append(f"[titan] 2025-03-01 10:01:00,000 - root - INFO - {esc}[33mvalidate step: 20  {esc}[32mloss: 8.3456"
+                 f"{esc}[39m")
+    p = tmp_path / "titan.log"
+    p.write_text("\n".join(lines) + "\n")
+    kind, curves = read_curves(p)
+    by = {c.metric: c for c in curves}
+    assert kind == "torchtitan"
+    assert by["train_loss"].steps == [1, 10, 20] and by["train_loss"].values == [12.2456, 9.8765, 8.1234]
+    assert by["val_loss"].values == [8.3456]
+    assert by["tokens_per_second"].values[-1] == 12345
+    assert pick_metric(curves, kind, None, p)[0].metric == "val_loss"
+
+
+def history_rows(params, steps=(0, 1000, 2000, 3000), seed=0):
+    """A W&B history as run.history() returns it for one ladder run: _step, _runtime, _timestamp and slash-named
+    metrics; tokens and GFLOPs counters."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in steps:
+        tokens = s * 1024 * 2048
+        val = 1.8 + 400 / params**0.34 + 2000 / max(tokens, 1) ** 0.36
+        rows.append({"_step": s, "_runtime": s * 0.5, "_timestamp": 1.7e9 + s, "train/CrossEntropyLoss":
+                     round(val + 0.05 + rng.normal(0, 0.01), 6), VAL: round(val, 6),
+                     "throughput/total_tokens": tokens, "throughput/total_training_Gflops": 6 * params * tokens / 1e9,
+                     "optim/LR": 3e-4})
+    return rows
+
+
+def write_csv(path, rows):
+    cols = list(rows[0])
+    path.write_text(",".join(cols) + "\n" + "".join(",".join("" if r.get(c) is None else str(r[c]) for c in cols)
+                                                     + "\n" for r in rows))
+    return path
+
+
+def test_wandb_history_csv_is_detected_and_read_with_tokens_and_flops(tmp_path):
+    p = write_csv(tmp_path / "olmo-ladder-150M.csv", history_rows(150e6))
+    kind, curves = read_curves(p)
+    assert kind == "wandb_history"
+    (val,) = pick_metric(curves, kind, None, p)  # the one validation loss among the metrics
+    assert val.metric == VAL and val.steps == [0, 1000, 2000, 3000]
+    assert val.values[-1] == history_rows(150e6)[-1][VAL]
+    assert val.tokens[-1] == 3000 * 1024 * 2048
+    assert val.meta["compute"] == pytest.approx(6 * 150e6 * 3000 * 1024 * 2048)  # GFLOPs x 1e9
+
+
+def test_wandb_history_jsonl_with_several_runs(tmp_path):
+    p = tmp_path / "histories.jsonl"
+    p.write_text("".join(json.dumps({"run": name, **r}) + "\n" for name, n in (("a-60M", 60e6), ("b-150M", 150e6))
+                         for r in history_rows(n)))
+    kind, curves = read_curves(p)
+    val = {c.run: c for c in curves if c.metric == VAL}
+    assert kind == "wandb_history" and set(val) == {"a-60M", "b-150M"}
+    assert val["b-150M"].values[-1] == history_rows(150e6)[-1][VAL]
+
+
+def test_a_folder_of_histories_fits_like_the_hand_made_run_table(tmp_path):
+    """`scalepredict fit FOLDER --metric M --name-pattern ...` gives the fit of the equivalent run table."""
+    folder = tmp_path / "ladder"
+    folder.mkdir()
+    sizes = {"20M": 20e6, "60M": 60e6, "150M": 150e6, "300M": 300e6, "700M": 700e6, "1B": 1e9}
+    table = []
+    for i, (name, n) in enumerate(sizes.items()):
+        steps = tuple(int(x) for x in np.linspace(0, 20 * n / (1024 * 2048), 5))
+        rows = history_rows(n, steps, seed=i)
+        write_csv(folder / f"ladder-{name}.csv", rows)
+        table.append({"run": f"ladder-{name}", "params": n, "tokens": rows[-1]["throughput/total_tokens"],
+                      "loss": rows[-1][VAL]})
+    hand = tmp_path / "runs.jsonl"
+    hand.write_text("".join(json.dumps(r) + "\n" for r in table))
+    runner = CliRunner()
+    a = runner.invoke(cli, ["fit", str(folder), "--metric", VAL, "--name-pattern", r"-(?P<params>\d+[MB])$",
+                            "--law", "chinchilla_tied", "--bootstrap", "50", "--json"])
+    b = runner.invoke(cli, ["fit", str(hand), "--law", "chinchilla_tied", "--bootstrap", "50", "--json"])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    pa, pb = json.loads(a.stdout)["params"], json.loads(b.stdout)["params"]
+    for k in pa:
+        assert pa[k]["value"] == pytest.approx(pb[k]["value"], rel=1e-9)
+    t = load_table([folder], metric=VAL, name_pattern=r"-(?P<params>\d+[MB])$")
+    assert sorted(t.params) == sorted(sizes.values())
+    assert {r["params_from"] for r in t.records} == {"the run's name"}
+
+
+def test_name_pattern_errors_are_one_line(tmp_path):
+    p = write_csv(tmp_path / "run-x.csv", history_rows(1e8))
+    r = CliRunner().invoke(cli, ["fit", str(p), "--metric", VAL, "--name-pattern", "(?P<size>x)"])
+    assert r.exit_code == 2 and "needs a named group among params" in r.stderr
+    r = CliRunner().invoke(cli, ["fit", str(p), "--metric", VAL, "--name-pattern", "(?P<params>x)"])
+    assert r.exit_code == 2 and "'x' is not a count" in r.stderr
+
+
+def test_wandb_history_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = history_rows(150e6)
+    p = tmp_path / "run-150M.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), p)
+    kind, curves = read_curves(p)
+    (val,) = pick_metric(curves, kind, None, p)
+    assert kind == "wandb_history" and val.values[-1] == rows[-1][VAL]
+
+
+def test_a_run_table_is_never_taken_for_a_history(tmp_path):
+    p = tmp_path / "runs.csv"
+    p.write_text("run,params,tokens,loss\na,1e6,2e7,3.1\n")
+    assert read_curves(p)[0] == "runs"
+    assert len(load_runs(p)) == 1
+    assert Path(p).exists()
