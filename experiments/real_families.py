@@ -180,7 +180,11 @@ def main():
     ap.add_argument("--fit-args", default="", help="extra arguments for `scalepredict fit`")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--figure", type=Path)
+    ap.add_argument("--replot", type=Path, help="redraw --figure from a --json file of an earlier run")
     args = ap.parse_args()
+    if args.replot:
+        figure(json.loads(args.replot.read_text())["cases"], args.figure)
+        return
     fams = families(args.data)
     if not fams:
         sys.exit(f"no families under {args.data}")
@@ -239,7 +243,7 @@ def figure(cases, path):
     import matplotlib.pyplot as plt
 
     fams = sorted({c["family"] for c in cases})
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 5.0))
     markers = "osD^v<>ph*"
     for i, f in enumerate(fams):
         cs = [c for c in cases if c["family"] == f]
@@ -254,7 +258,7 @@ def figure(cases, path):
     ax.set_xlabel("extrapolation (target compute / largest fitted compute)")
     ax.set_ylabel("prediction - actual (% of actual)")
     ax.set_title("real scaling families: held-out predictions with 90% intervals")
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     fig.savefig(path, dpi=150, bbox_inches="tight")
 
 
