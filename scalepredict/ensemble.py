@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
-from scipy import optimize, stats
 
-from . import defaults
+from . import defaults, intervals
 from .errors import InputError
 from .fit import Fit, fit_law, num
 from .frontier import isoflop_groups
@@ -186,6 +185,7 @@ class Ensemble:
         return self.primary.compute_6nd(params, tokens)
 
     def predict(self, compute=None, params=None, tokens=None, level: float = defaults.LEVEL) -> list[dict]:
+        given_compute = compute
         if compute is None:
             if params is None or tokens is None:
                 raise InputError("give --compute, or --params with --tokens")
@@ -193,10 +193,13 @@ class Ensemble:
         compute = np.atleast_1d(np.asarray(compute, dtype=float))
         nd = params is not None and tokens is not None
         members = self.members
-        if not nd and self.table_convention == "exact":
-            # a compute-only target counted in exact FLOPs: the N-D laws' compute-optimal split counts 6ND, so
-            # only the compute law can read it
-            members = [m for m in self.members if m.fit.law.inputs == ("compute",)]
+        if self.table_convention == "exact":
+            # runs counted in exact FLOPs: a compute-only target is read by the compute law alone (the N-D laws'
+            # compute-optimal split counts 6ND), a params-and-tokens target by the N-D laws alone (its 6ND compute is
+            # not the compute law's)
+            compute_law = [m for m in self.members if m.fit.law.inputs == ("compute",)]
+            members = [m for m in self.members if m not in compute_law] if nd and given_compute is None else \
+                compute_law if not nd else self.members
         per = []
         for m in members:
             if m.fit.law.inputs == ("compute",):
@@ -260,7 +263,10 @@ class Ensemble:
 def _mixture_interval(mu, preds, w, level):
     """Quantiles of the mixture of the members' predictive distributions (each a two-piece normal in log loss with
     its own lower and upper scale), or (None, None) where a member has no interval."""
-    z = stats.norm.ppf(0.5 + level / 2)
+    from scipy import optimize
+    from scipy.special import ndtr  # the normal CDF
+
+    z = intervals.z_of(level)
     s_lo, s_hi = [], []
     for m, p in zip(mu, preds):
         if p["lower"] is None or p["upper"] is None:
@@ -271,8 +277,8 @@ def _mixture_interval(mu, preds, w, level):
 
     def cdf(x):
         # a two-piece normal: the lower scale below the centre, the upper above (each half keeps half the mass)
-        below = stats.norm.cdf((x - mu) / s_lo)
-        above = stats.norm.cdf((x - mu) / s_hi)
+        below = ndtr((x - mu) / s_lo)
+        above = ndtr((x - mu) / s_hi)
         return float(np.dot(w, np.where(x < mu, below, above)))
 
     span = 10 * float(max(s_lo.max(), s_hi.max())) + float(mu.max() - mu.min()) + 1e-6
@@ -283,10 +289,14 @@ def _mixture_interval(mu, preds, w, level):
 
 
 def fit_auto(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = defaults.BOOTSTRAP, seed: int = 0,
-             inputs: list | None = None, **_) -> Ensemble:
-    """Fit every candidate law, score each by a nested backtest, and average them (see the module's docstring)."""
+             inputs: list | None = None, **_) -> Ensemble | Fit:
+    """Fit every candidate law, score each by a nested backtest, and average them (see the module's docstring).
+    Where the runs support one law only (compute alone, no params and tokens), that law's fit."""
+    cands = candidates(table)
+    if len(cands) == 1:
+        return cands[0].fit(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, inputs=inputs)
     members, warnings = [], list(table.warnings)
-    for cand in candidates(table):
+    for cand in cands:
         try:
             fit = cand.fit(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, inputs=inputs)
         except InputError as e:

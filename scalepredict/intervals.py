@@ -18,8 +18,9 @@ computed (and tested) on their own, then added in quadrature.
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats
 
 # Model-error prior, log-space standard deviation per decade of extrapolation beyond the largest fitted compute.
 # Chosen so backtests of the Chinchilla frontier cover at least the nominal 90% (experiments/chinchilla_backtest.py
@@ -29,13 +30,15 @@ MODEL_ERROR_PER_DECADE = 0.003
 
 def z_of(level: float) -> float:
     """The normal quantile of a two-sided `level` interval (1.645 at 90%)."""
-    return float(stats.norm.ppf(0.5 + level / 2))
+    return NormalDist().inv_cdf(0.5 + level / 2)
 
 
 def t_over_z(level: float, dof: int) -> float:
     """Student's t quantile over the normal one: how much wider an interval is whose scale was estimated with
     `dof` degrees of freedom."""
-    return float(stats.t.ppf(0.5 + level / 2, df=max(dof, 1))) / z_of(level)
+    from scipy.special import stdtrit  # imported here: scipy.stats alone takes longer to import than a whole fit
+
+    return float(stdtrit(max(dof, 1), 0.5 + level / 2)) / z_of(level)
 
 
 def bootstrap_term(log_predictions: np.ndarray, center: np.ndarray, level: float):

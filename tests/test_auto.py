@@ -79,3 +79,8 @@ def test_auto_is_the_default_explains_itself_and_round_trips(tmp_path):
     assert r.exit_code == 0, r.output
     p = json.loads(r.stdout)["predictions"][0]
     assert p["lower"] < p["loss"] < p["upper"] and set(p["members"]) == {m.candidate.name for m in again.members}
+    r = CliRunner().invoke(cli, ["report", str(out), "-o", str(tmp_path / "report.md"), "--target", "1e21"])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "report.md").read_text()
+    for m in again.members:  # each law with its weight and nested score, and its own parameter table
+        assert f"| {m.candidate.name} | {m.weight:.3g} |" in text and f"### {m.candidate.name}" in text

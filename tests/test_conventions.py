@@ -74,7 +74,7 @@ def test_mixed_conventions_convert_where_the_data_allow_and_refuse_otherwise(tmp
 def test_fit_records_its_convention_and_predict_refuses_6nd_targets_on_an_exact_fit(tmp_path):
     runs = write_jsonl(tmp_path / "runs.jsonl", sweep_rows())
     fit_path = tmp_path / "fit.json"
-    assert run("fit", runs, "--out", fit_path, "--bootstrap", 50).exit_code == 0
+    assert run("fit", runs, "--out", fit_path, "--bootstrap", 50, "--law", "compute").exit_code == 0
     assert json.loads(fit_path.read_text())["compute_convention"] == "exact"
     r = run("predict", fit_path, "--params", "1e7", "--tokens", "1e9")
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
@@ -83,7 +83,8 @@ def test_fit_records_its_convention_and_predict_refuses_6nd_targets_on_an_exact_
     assert r.exit_code == 0 and "compute is read as exact" in r.stdout
     # refitted in 6ND, the same targets are predicted at 6ND
     six = tmp_path / "fit6.json"
-    assert run("fit", runs, "--out", six, "--bootstrap", 50, "--compute-convention", "6nd").exit_code == 0
+    assert run("fit", runs, "--out", six, "--bootstrap", 50, "--compute-convention", "6nd", "--law",
+               "compute").exit_code == 0
     r = run("predict", six, "--params", "1e7", "--tokens", "1e9", "--json")
     assert r.exit_code == 0, r.output
     p = json.loads(r.stdout)
