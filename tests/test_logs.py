@@ -172,3 +172,40 @@ def test_a_run_table_is_never_taken_for_a_history(tmp_path):
     assert read_curves(p)[0] == "runs"
     assert len(load_runs(p)) == 1
     assert Path(p).exists()
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SEEDS = [
+    b"_step,_runtime,train/loss\n0,1,3.5\n1,x,\n",
+    b'{"_step": 0, "_runtime": 1, "eval/loss": 3.2}\n{"_step": "a"}\n',
+    b"0:  valid loss at iteration 5 | lm loss value: 8.2E+00 |\n0:  valid loss at iteration 1 | lm loss value: nan\n",
+    b"[rank0]:  iteration 10/ 100 | consumed tokens: 99 | lm loss: 1e+00 |\n",
+    b"\x1b[31mstep:  1  \x1b[32mloss: 12.2  grad_norm: 1  tps: 1,2,3\n",
+    b"PAR1\x00\x00garbage",
+]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=400), st.sampled_from(SEEDS)).flatmap(
+    lambda b: st.tuples(st.just(b), st.integers(0, len(b)), st.binary(max_size=20))),
+       st.sampled_from(["log.txt", "history.csv", "history.jsonl", "run.parquet", "train.log"]))
+def test_arbitrary_bytes_give_one_error_line_or_curves(case, name):
+    """Every reader, on arbitrary bytes (and on real-looking lines with bytes spliced in): curves, or an InputError;
+    never another exception."""
+    import tempfile
+
+    from scalepredict.errors import InputError
+
+    data, at, junk = case
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / name
+        p.write_bytes(data[:at] + junk + data[at:])
+        try:
+            _, curves = read_curves(p)
+        except InputError as e:
+            assert "\n" not in str(e)
+            return
+        for c in curves:
+            c.summary()

@@ -132,19 +132,20 @@ class _Points:
     def extend(self, steps, values):
         import numpy as np
 
-        self.tail_s.append(np.asarray(steps, dtype=float))
-        self.tail_v.append(np.asarray(values, dtype=float))
+        self.tail_s.append(np.array(steps, dtype=float))  # a copy: never a view into the reader's block
+        self.tail_v.append(np.array(values, dtype=float))
         self.n += len(steps)
         total = sum(len(a) for a in self.tail_s)
         if total > 4 * KEEP_LAST:
             s, v = np.concatenate(self.tail_s), np.concatenate(self.tail_v)
             old_s, old_v = s[:-KEEP_LAST], v[:-KEEP_LAST]
-            self.head_s.append(old_s[:: self.stride])
-            self.head_v.append(old_v[:: self.stride])
-            self.tail_s, self.tail_v = [s[-KEEP_LAST:]], [v[-KEEP_LAST:]]
+            # copies, not views: a view would keep the whole concatenation alive
+            self.head_s.append(old_s[:: self.stride].copy())
+            self.head_v.append(old_v[:: self.stride].copy())
+            self.tail_s, self.tail_v = [s[-KEEP_LAST:].copy()], [v[-KEEP_LAST:].copy()]
             if sum(len(a) for a in self.head_s) > KEEP_THIN:
                 hs, hv = np.concatenate(self.head_s), np.concatenate(self.head_v)
-                self.head_s, self.head_v = [hs[::2]], [hv[::2]]
+                self.head_s, self.head_v = [hs[::2].copy()], [hv[::2].copy()]
                 self.stride *= 2
 
     def arrays(self):
@@ -173,13 +174,13 @@ def _arrow_batches(path: Path, kind: str):
                 for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 16):
                     yield batch
                 return
-            with open(path, newline="", encoding="utf-8", errors="replace") as f:
-                header = next(csv.reader([f.readline()]), [])
+            with open(path, "rb") as f:
+                header = next(csv.reader([f.readline().decode("utf-8")]), [])  # strict: pyarrow's names are
             types = {c: (pa.string() if c in RUN_COLUMNS else pa.float64()) for c in header}
-            reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+            reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 22, use_threads=False),
                                    convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True))
             yield from reader
-        except (pa.ArrowInvalid, OSError, ValueError, csv.Error) as e:
+        except (pa.ArrowException, OSError, ValueError, UnicodeError, csv.Error) as e:
             raise InputError(f"{path}: not a readable W&B history ({str(e).splitlines()[0]})") from None
 
     return gen()
@@ -195,7 +196,10 @@ def _read_columnar(path: Path, batches) -> list[Curve]:
     unit, names = 1.0, None
     for batch in batches:
         if names is None:
-            names = list(batch.schema.names)
+            try:
+                names = list(batch.schema.names)
+            except UnicodeError:
+                raise InputError(f"{path}: column names are not UTF-8 text") from None
             if "_step" not in names:
                 raise InputError(f"{path}: no _step column: not a W&B history")
             run_col = next((k for k in RUN_COLUMNS if k in names), None)
