@@ -21,7 +21,7 @@ from .laws import LAWS
 
 
 def _num(x, digits=4):
-    from .fit import num
+    from .summary import num
 
     return num(x, digits)
 
@@ -286,7 +286,7 @@ def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, name_p
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def predict(fit_file, compute, n, d, at, level, as_json):
     """Predict the final loss at target compute (or params and tokens) from a fit file."""
-    from .fit import prediction_lines
+    from .summary import prediction_lines
     from .fitfile import load_fit
     from .runs import CONVENTIONS
 

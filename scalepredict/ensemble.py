@@ -30,7 +30,8 @@ import numpy as np
 
 from . import defaults, intervals
 from .errors import InputError
-from .fit import Fit, fit_law, num
+from .fit import Fit, fit_law
+from .summary import num
 from .frontier import isoflop_groups
 from .laws import get_law
 from .runs import RunTable

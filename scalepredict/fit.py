@@ -25,8 +25,9 @@ from . import defaults, intervals
 from .errors import InputError
 from .frontier import frontier, seed_noise, unbracketed_warning
 from .laws import Law, get_law
-from .runs import CONVENTIONS, RunTable
+from .runs import RunTable
 from .solver import huber_cost, polish, solve_batch
+from .uncertainty import bootstrap, covariance, floor_profile, floor_warnings
 
 MAX_EXTRAPOLATION = 1e4  # beyond 10,000x the largest fitted compute, predictions carry a warning
 
@@ -233,30 +234,10 @@ class Fit:
     # ---- the one human-readable summary (the fit command, the sweep's end step) ------------------------------
 
     def report(self) -> list[str]:
-        """The fit in a few lines: law, points, convergence, the parameter table with bootstrap bands, the compute
-        range and its convention, the residual scale and the seed-to-seed scatter."""
-        kind = "frontier points" if self.data.frontier is not None else "points"
-        lines = [f"law: {self.law.formula}   ({self.law.name}; {self.n_points} {kind}; "
-                 f"{'converged' if self.converged else 'NOT converged'})",
-                 f"{'param':>8} {'value':>12} {'stderr':>10}  90% bootstrap"]
-        for p in self.params.values():
-            band = f"[{num(p.quantiles['0.05'])}, {num(p.quantiles['0.95'])}]" if p.quantiles else "-"
-            value = num(p.value) + (" (at bound)" if p.at_bound else "")
-            lines.append(f"{p.name:>8} {value:>12} {num(p.stderr):>10}  {band}")
-        conv = f" ({self.compute_convention}: {CONVENTIONS[self.compute_convention]})" \
-            if self.compute_convention in CONVENTIONS else ""
-        lines.append(f"compute range {num(self.data.compute.min())} .. {num(self.max_compute)} FLOPs{conv}; "
-                     f"residual scale {num(self.noise_sigma)} (log loss)")
-        if self.seed_noise:
-            sn = self.seed_noise
-            each = "; ".join(f"{g['sigma']:.2%} over {g['seeds']} seeds at {g['compute']:.3g} FLOPs"
-                             for g in sn.get("each", []))
-            lines.append(f"seed-to-seed scatter {num(sn['sigma'])} (log loss, {sn['dof']} dof from {sn['groups']} "
-                         f"repeated run(s){': ' + each if each else ''}): the floor of every interval's noise term")
-        if self.law.name == "chinchilla":
-            a = self.value("beta") / (self.value("alpha") + self.value("beta"))
-            lines.append(f"compute-optimal: N* ~ C^{a:.3f}, D* ~ C^{1 - a:.3f}")
-        return lines
+        """The fit in a few lines, as the fit command and a sweep's end step print it (summary.fit_lines)."""
+        from .summary import fit_lines
+
+        return fit_lines(self)
 
     # ---- the fit file (fitfile.py) ----------------------------------------------------------------------------
 
@@ -270,33 +251,6 @@ class Fit:
         from .fitfile import fit_from_dict
 
         return fit_from_dict(obj, source)
-
-
-def num(x, digits=4) -> str:
-    """The number format of every console table."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}"
-
-
-def prediction_lines(preds: list[dict]) -> list[str]:
-    """The predictions as the `predict` command and a sweep's end step print them: target compute, its params and
-    tokens (the compute-optimal N* and D* where a sweep found them), the loss, its interval, the extrapolation."""
-    optimal = any(p.get("optimal_params") for p in preds)
-    level = preds[0]["level"] if preds else defaults.LEVEL
-    n_head, d_head = ("N*", "D*") if optimal else ("params", "tokens")
-    lines = [f"{'compute':>11} {n_head:>10} {d_head:>10} {'loss':>8}  {int(round(level * 100))}% interval"
-             f"{'':8} extrapolation"]
-    for p in preds:
-        n, d = (p.get("optimal_params"), p.get("optimal_tokens")) if optimal else (p["params"], p["tokens"])
-        band = f"[{num(p['lower'])}, {num(p['upper'])}]" if p["lower"] is not None else "(not computable)"
-        lines.append(f"{num(p['compute']):>11} {num(n):>10} {num(d):>10} {num(p['loss']):>8}  {band:<21} "
-                     f"{p['extrapolation']:,.3g}x")
-    return lines
 
 
 def fit_law(
@@ -351,13 +305,13 @@ def fit_law(
     dof = n - p + len(at_bound)
     rss = float(np.sum(residuals**2))
     noise_sigma = math.sqrt(rss / dof) if dof >= 1 else None
-    cov, stderr = _covariance(law, X, best_u, values, at_bound, noise_sigma)
+    cov, stderr = covariance(law, X, best_u, values, at_bound, noise_sigma)
     if cov is None:
         warnings.append("covariance (delta-method) interval cannot be computed: "
                         + ("too few points" if dof < 1 else "singular Jacobian"))
     samples = None
     if n_bootstrap > 0:
-        samples = _bootstrap(law, X, logL, best_u, delta, n_bootstrap, seed, n, p)
+        samples = bootstrap(law, X, logL, best_u, delta, n_bootstrap, seed, n, p)
         if samples is None or len(samples) < 20:
             warnings.append("bootstrap failed: too few distinct points for resamples to be fitted")
             samples = None
@@ -370,7 +324,7 @@ def fit_law(
                             f"fits them about as well (profile likelihood, 90%); predictions beyond the fitted range "
                             f"depend on it, and their intervals span every law in that range")
     elif samples is not None:
-        warnings += _floor_warnings(law, values, samples, at_bound)
+        warnings += floor_warnings(law, values, samples, at_bound)
     if not converged:
         warnings.append("the optimizer did not report convergence: treat the parameters with care")
     return Fit(law=law, values=values, stderr=stderr, covariance=cov, data=data, residuals=residuals, delta=delta,
@@ -378,43 +332,6 @@ def fit_law(
                bootstrap_requested=n_bootstrap, seed=seed, model_error_per_decade=model_error_per_decade,
                at_bound=at_bound, warnings=warnings, inputs=inputs or [], n_starts=n_starts,
                seed_noise=seed_noise(table), compute_convention=table.convention, profile=profile)
-
-
-FLOOR_NAMES = ("c", "E")  # the irreducible loss of the compute and chinchilla laws
-PROFILE_LEVEL = 0.9
-
-
-def floor_profile(law: Law, X, logL, u_best, residuals, delta, level: float = PROFILE_LEVEL, n_grid: int = 32):
-    """The profile likelihood of the floor (c or E): on a grid from its lower bound to 99.9% of the lowest observed
-    loss, the other parameters refitted with the floor held fixed; the grid values whose Gaussian profile
-    likelihood ratio n log(RSS / RSS_best) is within the chi-square(1) quantile at `level` are admitted. Returns
-    {"param", "range", "level", "thetas"} (thetas: the admitted laws, natural units), or None where the law has no
-    floor or too few points."""
-    j = next((i for i, p in enumerate(law.params) if p.name in FLOOR_NAMES), None)
-    n = len(logL)
-    if j is None or n <= len(law.params):
-        return None
-    top = 0.999 * float(np.exp(np.min(logL)))
-    lo_nat = max(law.params[j].min, 0.0)
-    grid = np.linspace(lo_nat, top, n_grid)
-    if law.params[j].log:
-        grid = np.geomspace(max(lo_nat, 1e-3 * top), top, n_grid)
-    starts = np.tile(u_best, (n_grid, 1))
-    starts[:, j] = law.to_internal(np.column_stack([grid] * len(law.params)))[:, j] if law.params[j].log else grid
-    fixed = np.zeros(len(law.params), bool)
-    fixed[j] = True
-    u, cost, _ = solve_batch(law, X, logL, starts, delta, max_iter=300, fixed=fixed)
-    with np.errstate(all="ignore"):
-        r = law.log_predict(law.to_natural(u), X) - logL
-    rss = np.sum(r**2, axis=-1)
-    rss_best = max(float(np.sum(residuals**2)), 1e-300)
-    chi2_1 = intervals.z_of(level) ** 2  # the chi-square(1) quantile at `level`
-    ok = np.isfinite(rss) & (n * np.log(np.maximum(rss, 1e-300) / rss_best) <= chi2_1)
-    if not ok.any():
-        return None
-    thetas = law.to_natural(u[ok])
-    return {"param": law.params[j].name, "range": [float(grid[ok].min()), float(grid[ok].max())], "level": level,
-            "thetas": thetas.tolist()}
 
 
 def _optimize(law: Law, X, loss, delta):
@@ -444,60 +361,3 @@ def _optimize(law: Law, X, loss, delta):
     # a local optimum check: the polished point must not be beaten by any grid run
     converged = bool(best_ok) and best_cost <= float(np.min(cost)) * (1 + 1e-9) + 1e-15
     return np.array(best_u, dtype=float), float(best_cost), converged, len(starts)
-
-
-def _floor_warnings(law, values, samples, at_bound) -> list[str]:
-    """An irreducible floor the data cannot pin down moves every far extrapolation: say so."""
-    out = []
-    for j, pp in enumerate(law.params):
-        if pp.name in ("c", "E") and pp.name not in at_bound and values[j] > 0:
-            q_lo, q_hi = np.quantile(samples[:, j], [0.05, 0.95])
-            if q_lo < 0.5 * values[j] or q_hi > 1.5 * values[j]:
-                out.append(f"the floor {pp.name} = {values[j]:.4g} is not pinned down by these data (bootstrap "
-                           f"90% range {q_lo:.4g} to {q_hi:.4g}); predictions far beyond the fitted range "
-                           f"depend on it, and their intervals are wide for that reason")
-    return out
-
-
-def _covariance(law, X, u, values, at_bound, noise_sigma):
-    """s^2 (J^T J)^-1 in internal coordinates over the free parameters, mapped to natural units."""
-    p = len(values)
-    free = [i for i, pp in enumerate(law.params) if pp.name not in at_bound]
-    stderr = np.full(p, np.nan)
-    if noise_sigma is None or not free:
-        return None, stderr
-    J = []
-    for i in free:
-        h = 1e-6 * max(1.0, abs(u[i]))
-        up, um = u.copy(), u.copy()
-        up[i] += h
-        um[i] -= h
-        J.append((np.reshape(law.log_predict(law.to_natural(up), X), -1)
-                  - np.reshape(law.log_predict(law.to_natural(um), X), -1)) / (2 * h))
-    J = np.stack(J, axis=1)
-    JTJ = J.T @ J
-    if not np.all(np.isfinite(JTJ)) or np.linalg.cond(JTJ) > 1e14:
-        return None, stderr
-    cov_free = noise_sigma**2 * np.linalg.inv(JTJ)
-    # natural = exp(internal) for log parameters: d natural / d internal = natural
-    scale = np.array([values[i] if law.params[i].log else 1.0 for i in free])
-    cov = np.zeros((p, p))
-    cov[np.ix_(free, free)] = cov_free * np.outer(scale, scale)
-    stderr[free] = np.sqrt(np.diag(cov)[free])
-    return cov, stderr
-
-
-def _bootstrap(law, X, logL, u_best, delta, B, seed, n, p):
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(B, n))
-    distinct = np.array([len(np.unique(row)) for row in idx])
-    idx = idx[distinct >= p]
-    if len(idx) == 0:
-        return None
-    Xb = {k: v[idx] for k, v in X.items()}
-    u, cost, _ = solve_batch(law, Xb, logL[idx], np.tile(u_best, (len(idx), 1)), delta, max_iter=200)
-    # every refit counts, converged or not: the ones still moving after 200 iterations are those sliding along a
-    # flat direction of the objective (a floor c or E that the data do not pin down, or a bound). Dropping them
-    # biased the spread towards the full-data optimum's side (found by experiments/validate_cpu.py).
-    samples = law.to_natural(u[np.isfinite(cost)])
-    return samples[np.all(np.isfinite(samples), axis=1)]

@@ -31,7 +31,7 @@ def test_fitting_predicting_and_plotting_never_import_torch(tmp_path):
     rows = "compute,loss\n" + "".join(f"{c:.6g},{300 * c ** -0.12 + 1.6:.6f}\n" for c in (1e17, 3e17, 1e18, 3e18,
                                                                                         1e19, 3e19, 1e20))
     (tmp_path / "runs.csv").write_text(rows)
-    script = f"""
+    script = """
 import sys
 
 

@@ -127,7 +127,8 @@ def finish_sweep(cfg: Config, out: Path, echo=print) -> dict:
     frontier and the chinchilla law on all runs, predictions at the targets (with the compute-optimal N* and D*
     that spend each target's exact FLOPs on this recipe's shapes), fit.json, predictions.json, the plot, the
     backtest.json, the report; the fit and the predictions printed as `fit` and `predict` print them."""
-    from ..fit import fit_law, prediction_lines
+    from ..fit import fit_law
+    from ..summary import prediction_lines
     from ..fitfile import file_digest
     from ..plan import optimal_split
     from ..plots import prediction_figure
