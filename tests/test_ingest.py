@@ -338,3 +338,14 @@ def test_stdout_logs_say_their_params_and_batch(tmp_path):
     bn.write_text("0 val 10.9513\n0 hella 0.2455\n0 train 10.955\n1 train 10.28\n250 val 6.25\n250 train 6.3\n")
     kind, c = curve(bn, "val_loss")
     assert kind == "build_nanogpt" and c.steps == [0, 250] and c.values == [10.9513, 6.25]
+
+
+def test_lightning_hparams_are_read_as_yaml(tmp_path):
+    """hparams.yaml was parsed by hand: a quoted number and a value with a trailing comment were lost."""
+    (tmp_path / "hparams.yaml").write_text('n_params: "1234567"  # counted by the model\nmodel:\n  n_layer: 4 # four\n'
+                                           "  d_model: '256'\ndata:\n  batch_size: 8\n  block_size: 64\n")
+    (tmp_path / "metrics.csv").write_text("epoch,step,train_loss,val_loss\n0,9,3.0,\n0,9,,2.9\n0,19,2.5,\n0,19,,2.4\n")
+    table = load_table([tmp_path / "metrics.csv"])
+    rec = table.records[0]
+    assert rec["params"] == 1234567 and rec["params_from"] == "the log's parameter count"
+    assert rec["tokens"] == 19 * 8 * 64 and rec["loss"] == 2.4
