@@ -186,6 +186,18 @@ class Ensemble:
         return self.primary.compute_6nd(params, tokens)
 
     def predict(self, compute=None, params=None, tokens=None, level: float = defaults.LEVEL) -> list[dict]:
+        if params is not None and tokens is not None and compute is not None:
+            n, d = np.atleast_1d(np.asarray(params, float)), np.atleast_1d(np.asarray(tokens, float))
+            known = np.isfinite(n) & np.isfinite(d)
+            if not known.all():  # targets without params and tokens: at their compute alone
+                c = np.atleast_1d(np.asarray(compute, float))
+                out = [None] * len(c)
+                for mask, kw in ((known, lambda m: dict(params=n[m], tokens=d[m])), (~known, lambda m: {})):
+                    idx = np.flatnonzero(mask)
+                    if len(idx):
+                        for i, p in zip(idx, self.predict(compute=c[idx], level=level, **kw(idx))):
+                            out[i] = p
+                return out
         given_compute = compute
         if compute is None:
             if params is None or tokens is None:

@@ -84,3 +84,12 @@ def test_auto_is_the_default_explains_itself_and_round_trips(tmp_path):
     text = (tmp_path / "report.md").read_text()
     for m in again.members:  # each law with its weight and nested score, and its own parameter table
         assert f"| {m.candidate.name} | {m.weight:.3g} |" in text and f"### {m.candidate.name}" in text
+
+
+def test_auto_predicts_targets_with_and_without_params_and_tokens():
+    ens = fit_law(RunTable(ladder("chinchilla"), ["t"]), "auto", n_bootstrap=50)
+    n, d = 2e9, 4e10
+    both = ens.predict(compute=[6 * n * d, 6 * n * d], params=[n, np.nan], tokens=[d, np.nan])
+    assert both[0]["loss"] == pytest.approx(ens.predict(compute=[6 * n * d], params=[n], tokens=[d])[0]["loss"])
+    assert both[1]["loss"] == pytest.approx(ens.predict(compute=[6 * n * d])[0]["loss"])  # the compute-optimal split
+    assert all(p["lower"] < p["loss"] < p["upper"] for p in both)
