@@ -81,6 +81,14 @@ class Candidate:
         sub = table.subset(near_frontier(table)) if self.near else table
         return fit_law(sub, self.law, **kw)
 
+    def nested_starts(self, table: RunTable, full: Fit):
+        """Starts for a nested fit: the full fit's optimum and every 10th start of the law's grid (the nested
+        fits only score the law, and start next to where the full fit ended)."""
+        law = full.law
+        sub = table.subset(near_frontier(table)) if self.near else table
+        X = law.features(sub.compute, sub.params, sub.tokens)
+        return np.vstack([full.values[None, :], law.starts(X, sub.loss)[::10]])
+
 
 def candidates(table: RunTable) -> list[Candidate]:
     out = [Candidate("compute", "compute", False)]
@@ -101,7 +109,7 @@ def predict_rows(fit, table: RunTable, idx) -> np.ndarray:
     return np.array([p["loss"] for p in preds])
 
 
-def nested_score(table: RunTable, cand: Candidate, delta) -> float | None:
+def nested_score(table: RunTable, cand: Candidate, delta, full: Fit | None = None) -> float | None:
     """Mean absolute log error of `cand` fitted on all but the largest third of the groups (at least 3 kept),
     predicting the held-out groups' score_targets; None where there are too few groups, inf where it cannot fit."""
     groups = sorted(isoflop_groups(table), key=lambda g: float(np.min(table.compute[g])))
@@ -115,7 +123,9 @@ def nested_score(table: RunTable, cand: Candidate, delta) -> float | None:
         inner[g] = True
     outer = table.subset(~inner)
     try:
-        fit = cand.fit(table.subset(inner), delta=delta, n_bootstrap=0)
+        inner_table = table.subset(inner)
+        starts = None if full is None else cand.nested_starts(inner_table, full)
+        fit = cand.fit(inner_table, delta=delta, n_bootstrap=0, starts=starts)
         idx = score_targets(outer)
         pred = predict_rows(fit, outer, idx)
     except InputError:
@@ -317,7 +327,7 @@ def fit_auto(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = def
                 raise
             warnings.append(f"auto: {cand.name} left out ({str(e).split(': ', 1)[-1]})")
             continue
-        members.append(Member(cand, fit, nested_score(table, cand, delta), 0.0))
+        members.append(Member(cand, fit, nested_score(table, cand, delta, fit), 0.0))
     _weigh(members)
     for m in members:
         warnings += [f"{m.candidate.name}: {w}" for w in m.fit.warnings if w not in table.warnings]

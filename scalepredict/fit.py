@@ -262,7 +262,10 @@ def fit_law(
     all_points: bool = False,
     model_error_per_decade: float = intervals.MODEL_ERROR_PER_DECADE,
     inputs: list | None = None,
+    starts=None,
 ) -> Fit:
+    """Fit `law` to `table` (see the module's docstring). `starts`: (S, n_params) starting values in natural units to
+    use instead of the law's grid (a nested backtest starts from the full fit's optimum and a thinned grid)."""
     if law == "auto":  # law averaging by nested backtest (ensemble.py)
         from .ensemble import fit_auto
 
@@ -288,7 +291,7 @@ def fit_law(
         warnings.append(edge)
     X = law.features(data.compute, data.params, data.tokens)
     logL = np.log(data.loss)
-    best_u, best_cost, converged, n_starts = _optimize(law, X, data.loss, delta)
+    best_u, best_cost, converged, n_starts = _optimize(law, X, data.loss, delta, starts)
     lo, hi = law.internal_bounds()
     # parameters at a bound are set to it (lmfit's bound transform leaves e.g. c = 1e-25 for c >= 0), held fixed for
     # the covariance, and said
@@ -334,12 +337,13 @@ def fit_law(
                seed_noise=seed_noise(table), compute_convention=table.convention, profile=profile)
 
 
-def _optimize(law: Law, X, loss, delta):
+def _optimize(law: Law, X, loss, delta, starts=None):
     """The best optimum over the law's start grid: every start batched (solve_batch), the best 24 refined, the best
     three distinct ones polished by lmfit. Returns (u, cost, converged, n_starts)."""
     lo, hi = law.internal_bounds()
     logL = np.log(loss)
-    starts = np.clip(law.to_internal(law.starts(X, loss)), lo, hi)
+    starts = law.starts(X, loss) if starts is None else np.asarray(starts, dtype=float)
+    starts = np.clip(law.to_internal(starts), lo, hi)
     u, cost, _ = solve_batch(law, X, logL, starts, delta, max_iter=40)
     keep = np.argsort(cost)[: min(len(cost), 24)]
     u, cost, done = solve_batch(law, X, logL, u[keep], delta, max_iter=500)
