@@ -209,3 +209,35 @@ def test_arbitrary_bytes_give_one_error_line_or_curves(case, name):
             return
         for c in curves:
             c.summary()
+
+
+def test_mlflow_file_store_written_by_mlflow(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 writes a file store only when asked
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "mlruns"
+    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    exp = client.create_experiment("ladder")
+    losses = {"tiny": [4.0, 3.5, 3.25], "small": [3.8, 3.2, 2.875], "broken": [4.1, 3.9, 3.7]}
+    for name, vals in losses.items():
+        run = client.create_run(exp, run_name=name)
+        rid = run.info.run_id
+        client.log_param(rid, "n_params", {"tiny": 1_000_000, "small": 4_000_000, "broken": 2_000_000}[name])
+        client.log_param(rid, "batch_size", 16)
+        client.log_param(rid, "seq_len", 256)
+        for step, v in zip((100, 200, 300), vals):
+            client.log_metric(rid, "val/loss", v, step=step)
+            client.log_metric(rid, "train/loss", v + 0.1, step=step)
+        client.set_terminated(rid, status="FAILED" if name == "broken" else "FINISHED")
+    kind, curves = read_curves(store)
+    assert kind == "mlflow"
+    val = {c.run: c for c in pick_metric(curves, kind, None, store)}
+    assert set(val) == {"tiny", "small", "broken"} and val["small"].metric == "val/loss"
+    assert val["small"].steps == [100, 200, 300] and val["small"].values[0] == 3.8 and val["small"].values[-1] == 2.875
+    table = load_table([store])
+    recs = {r["run"]: r for r in table.records}
+    assert set(recs) == {"tiny", "small"} and [e["run"] for e in table.excluded] == ["broken"]
+    assert recs["small"]["params"] == 4_000_000 and recs["small"]["tokens"] == 300 * 16 * 256
+    assert recs["small"]["loss"] == 2.875
+    assert mlflow.__version__
