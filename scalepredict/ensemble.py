@@ -31,9 +31,7 @@ import numpy as np
 from . import defaults, intervals
 from .errors import InputError
 from .fit import Fit, fit_law
-from .summary import num
 from .frontier import isoflop_groups
-from .laws import get_law
 from .runs import RunTable
 
 NEAR_FRACTION = 0.5  # of a set with 4 or more sizes, the half around its minimum (at least 3 sizes)
@@ -150,6 +148,7 @@ class Ensemble:
     table_convention: str | None = None
     warnings: list[str] = field(default_factory=list)
     inputs: list[dict] = field(default_factory=list)
+    at_bound: list = field(default_factory=list)  # the members say their own (plots ask an averaged law for none)
 
     @property
     def law(self):
@@ -189,8 +188,6 @@ class Ensemble:
                                                  else d.params, tokens=None if np.any(~np.isfinite(d.tokens))
                                                  else d.tokens)]
         return np.log(np.array(pred) / d.loss)
-
-    at_bound: list = field(default_factory=list)
 
     def compute_6nd(self, params, tokens):
         return self.primary.compute_6nd(params, tokens)
@@ -350,16 +347,3 @@ def _weigh(members: list[Member]) -> None:
     total = sum(w) or 1.0
     for m, x in zip(members, w):
         m.weight = x / total
-
-
-def describe(ens: Ensemble) -> str:
-    return ", ".join(f"{m.candidate.name} {num(m.weight, 2)}" for m in ens.members)
-
-
-def law_names() -> list[str]:
-    from .laws import LAWS
-
-    return ["auto", *LAWS]
-
-
-__all__ = ["Ensemble", "candidates", "fit_auto", "get_law", "law_names", "near_frontier", "nested_score"]
