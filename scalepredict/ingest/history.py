@@ -186,6 +186,19 @@ def _arrow_batches(path: Path, kind: str):
     return gen()
 
 
+def _roles(path, names) -> tuple:
+    """The columns that are not metrics: (run name, token counter, cumulative FLOP counter, its unit in FLOPs)."""
+    if "_step" not in names:
+        raise InputError(f"{path}: no _step column: not a W&B history")
+    run_col = next((k for k in RUN_COLUMNS if k in names), None)
+    token_col = next((k for k in names if TOKEN_COLUMN.search(k)), None)
+    for k in names:
+        m = FLOP_COLUMN.search(k)
+        if m:
+            return run_col, token_col, k, UNITS[(m.group("unit") or "").lower()]
+    return run_col, token_col, None, 1.0
+
+
 def _read_columnar(path: Path, batches) -> list[Curve]:
     import numpy as np
 
@@ -200,15 +213,7 @@ def _read_columnar(path: Path, batches) -> list[Curve]:
                 names = list(batch.schema.names)
             except UnicodeError:
                 raise InputError(f"{path}: column names are not UTF-8 text") from None
-            if "_step" not in names:
-                raise InputError(f"{path}: no _step column: not a W&B history")
-            run_col = next((k for k in RUN_COLUMNS if k in names), None)
-            token_col = next((k for k in names if TOKEN_COLUMN.search(k)), None)
-            for k in names:
-                m = FLOP_COLUMN.search(k)
-                if m:
-                    flop_col, unit = k, UNITS[(m.group("unit") or "").lower()]
-                    break
+            run_col, token_col, flop_col, unit = _roles(path, names)
         cols = {k: batch.column(i) for i, k in enumerate(names)}
         step = cols["_step"].to_numpy(zero_copy_only=False).astype(float)
         runs = np.array(cols[run_col].to_pylist(), dtype=object) if run_col else None
@@ -288,16 +293,7 @@ def _read_rows(path: Path) -> list[Curve]:
     for _, row in _rows(path):
         if not seen_header:
             seen_header = True
-            keys = list(row)
-            if "_step" not in keys and not any(k in keys for k in W_B_COLUMNS):
-                raise InputError(f"{path}: no _step column: not a W&B history")
-            run_col = next((k for k in RUN_COLUMNS if k in keys), None)
-            token_col = next((k for k in keys if TOKEN_COLUMN.search(k)), None)
-            for k in keys:
-                m = FLOP_COLUMN.search(k)
-                if m:
-                    flop_col, unit = k, UNITS[(m.group("unit") or "").lower()]
-                    break
+            run_col, token_col, flop_col, unit = _roles(path, list(row))
         step = _float(row.get("_step"))
         if step is None:
             continue
