@@ -184,13 +184,15 @@ SEEDS = [
     b"[rank0]:  iteration 10/ 100 | consumed tokens: 99 | lm loss: 1e+00 |\n",
     b"\x1b[31mstep:  1  \x1b[32mloss: 12.2  grad_norm: 1  tps: 1,2,3\n",
     b"PAR1\x00\x00garbage",
+    b":W&B\xe1\xbe\x00\x30\xb6\xc4\x02\x4d\x00\x01\x08\x01\xc2\x0c\x0a\x0a\x08rmrywmqv",
+    b":W&B\xe1\xbe\x00\x00\x00\x00\x00\x05\x00\x02abcde\x00\x00\x00\x00\x03\x00\x04fgh",
 ]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.binary(max_size=400), st.sampled_from(SEEDS)).flatmap(
     lambda b: st.tuples(st.just(b), st.integers(0, len(b)), st.binary(max_size=20))),
-       st.sampled_from(["log.txt", "history.csv", "history.jsonl", "run.parquet", "train.log"]))
+       st.sampled_from(["log.txt", "history.csv", "history.jsonl", "run.parquet", "train.log", "run-x.wandb"]))
 def test_arbitrary_bytes_give_one_error_line_or_curves(case, name):
     """Every reader, on arbitrary bytes (and on real-looking lines with bytes spliced in): curves, or an InputError;
     never another exception."""
@@ -241,3 +243,32 @@ def test_mlflow_file_store_written_by_mlflow(tmp_path, monkeypatch):
     assert recs["small"]["params"] == 4_000_000 and recs["small"]["tokens"] == 300 * 16 * 256
     assert recs["small"]["loss"] == 2.875
     assert mlflow.__version__
+
+
+def test_wandb_run_folders_written_offline_by_wandb(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    finals = {}
+    for name, n, fail in (("ladder-20M", 20_000_000, False), ("ladder-60M", 60_000_000, False),
+                          ("ladder-40M", 40_000_000, True)):
+        run = wandb.init(project="ladder", name=name, dir=str(tmp_path), reinit="finish_previous",
+                         config={"model": {"n_params": n}, "batch_size": 16, "seq_len": 512})
+        for step in (100, 200, 300):
+            loss = 4.0 - step / 1000 - n / 1e9
+            run.log({"train/loss": loss + 0.05, "val/loss": loss}, step=step)
+        finals[name] = loss
+        run.finish(exit_code=1 if fail else 0)
+    folder = tmp_path / "wandb"
+    kind, curves = read_curves(folder)
+    assert kind == "wandb_run"
+    val = {c.run: c for c in pick_metric(curves, kind, None, folder)}
+    assert set(val) == set(finals) and val["ladder-60M"].metric == "val/loss"
+    assert val["ladder-60M"].steps == [100, 200, 300] and val["ladder-60M"].values[-1] == finals["ladder-60M"]
+    one = next(folder.glob("offline-run-*"))
+    assert read_curves(one)[0] == "wandb_run"  # one run's folder
+    table = load_table([folder])
+    recs = {r["run"]: r for r in table.records}
+    assert set(recs) == {"ladder-20M", "ladder-60M"} and [e["run"] for e in table.excluded] == ["ladder-40M"]
+    assert recs["ladder-60M"]["params"] == 60_000_000 and recs["ladder-60M"]["tokens"] == 300 * 16 * 512

@@ -40,6 +40,7 @@ from .meta import compile_name_pattern, load_run_meta, meta_for, name_meta
 from .stdout import TEXT_FORMATS, clean_line, compile_pattern, read_text, text_curves
 from .history import is_history, read_history, validation_metric
 from .mlflow_store import is_store, read_store
+from .wandb_run import is_run, read_run
 from .tensorboard import read_event_files
 from .wandb import WANDB_RUN_COLUMNS, read_chart_export, read_runs_export
 
@@ -111,6 +112,8 @@ _TEXT_DOCS = {"llmc": "llm.c stdout", "nanogpt": "nanoGPT stdout", "modded_nanog
 # in detection order: the first whose detect() says yes wins; the stdout formats are told apart by which matches
 # the most lines (best_text_format)
 READERS = [
+    Reader("wandb_run", "W&B run folders on disk: wandb/run-*/ or offline-run-*/, a wandb/ folder of them, or a "
+           "run's .wandb file (extra .[wandb])", read_run, None, lambda path, text: is_run(path), text=False),
     Reader("mlflow", "an MLflow tracking store: an mlruns/ folder, one experiment or run of it, or a SQLite file "
            "(extra .[mlflow])", read_store, None, lambda path, text: is_store(path), text=False),
     Reader("tensorboard", "TensorBoard event files or a run folder (extra .[tensorboard])",
@@ -217,7 +220,7 @@ def pick_metric(curves: list[Curve], fmt: str, metric: str | None, path) -> list
         if not chosen:
             raise InputError(f"{path}: no metric '{metric}' in this log (metrics: {', '.join(names)})")
         return chosen
-    if fmt in ("wandb_history", "mlflow"):
+    if fmt in ("wandb_history", "mlflow", "wandb_run"):
         val = validation_metric(names)
         if val:
             return [c for c in curves if c.metric == val]
@@ -283,7 +286,7 @@ def expand(inputs) -> list[Path]:
     sorted (a folder of per-run logs or history dumps); hidden files are skipped."""
     out = []
     for p in map(Path, inputs):
-        if p.is_dir() and not any(p.rglob("*tfevents*")) and not is_store(p):
+        if p.is_dir() and not any(p.rglob("*tfevents*")) and not is_store(p) and not is_run(p):
             files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
             if not files:
                 raise InputError(f"{p}: an empty folder")
