@@ -20,22 +20,19 @@ def backtest(table: RunTable, law="compute", factors=(10, 100), level: float = d
     auto = law == "auto" or getattr(law, "name", None) == "auto"
     law = None if auto else get_law(law) if isinstance(law, str) else law
     by_compute = not auto and law.inputs == ("compute",) and not fit_kws.get("all_points", False)
-    if auto:
-        # the runs an averaged law is scored on (ensemble.score_targets): each IsoFLOP group's best run, or every
-        # run of a ladder; whole groups are held out
-        from .ensemble import score_targets
-
+    if auto or by_compute:  # hold out whole IsoFLOP groups
         run_compute = np.empty(len(table))
         for g in isoflop_groups(table):
             run_compute[g] = group_compute(table, g)
+    if auto:
+        # the runs an averaged law is scored on (ensemble.score_targets): each IsoFLOP group's best run, or every
+        # run of a ladder
+        from .ensemble import score_targets
+
         idx = score_targets(table)
         targets = list(zip(run_compute[idx] if len(idx) < len(table) else table.compute[idx], table.loss[idx],
                            table.params[idx], table.tokens[idx]))
-    elif by_compute:
-        # hold out whole IsoFLOP groups, and score against the full table's frontier
-        run_compute = np.empty(len(table))
-        for g in isoflop_groups(table):
-            run_compute[g] = group_compute(table, g)
+    elif by_compute:  # scored against the full table's frontier
         targets = [(p.compute, p.loss, p.params, p.tokens) for p in frontier(table)]
     else:
         run_compute = table.compute

@@ -55,18 +55,13 @@ def near_frontier(table: RunTable, fraction: float = NEAR_FRACTION) -> np.ndarra
     return keep
 
 
-def _isoflop_like(table: RunTable) -> bool:
-    """Most groups hold several sizes (an IsoFLOP sweep) rather than one run each (a ladder, an over-training
-    sweep)."""
-    groups = isoflop_groups(table)
-    return sum(len(g) >= 3 for g in groups) >= len(groups) / 2
-
-
 def score_targets(table: RunTable) -> np.ndarray:
-    """Indices of the runs a backtest scores: each IsoFLOP group's best run in an IsoFLOP sweep, else every run."""
-    if not _isoflop_like(table):
+    """Indices of the runs a backtest scores: each IsoFLOP group's best run where most groups hold several sizes
+    (an IsoFLOP sweep), else every run (a ladder, an over-training sweep: one run per group)."""
+    groups = isoflop_groups(table)
+    if sum(len(g) >= 3 for g in groups) < len(groups) / 2:
         return np.arange(len(table))
-    return np.array([int(np.asarray(g)[np.argmin(table.loss[g])]) for g in isoflop_groups(table)])
+    return np.array([int(np.asarray(g)[np.argmin(table.loss[g])]) for g in groups])
 
 
 @dataclass

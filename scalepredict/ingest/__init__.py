@@ -156,8 +156,9 @@ def best_text_format(text: str) -> str | None:
 
 
 def detect(path: Path, text: str | None) -> str:
+    """The format of a text log (the formats read from the path itself were tried first: _detect_streamed)."""
     for r in READERS:
-        if r.detect is not None and r.detect(path, text):
+        if r.text and r.detect is not None and r.detect(path, text):
             return r.name
     if "," in _first_line(text):
         return "runs"

@@ -53,28 +53,12 @@ def is_history(path: Path, head: str) -> bool:
 
 
 def _rows(path: Path):
-    """(line, row) pairs of a history file, streamed: CSV rows as dicts of strings, JSONL rows as dicts, Parquet
-    record batches (through pyarrow, where installed)."""
-    if path.suffix.lower() == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise InputError(f"{path}: reading Parquet needs pyarrow: pip install 'scalepredict[wandb]'") from None
-        try:
-            f = pq.ParquetFile(path)
-            n = 1
-            for batch in f.iter_batches(batch_size=65536):
-                for row in batch.to_pylist():
-                    yield n, row
-                    n += 1
-        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-            raise InputError(f"{path}: not a readable Parquet file ({e})") from None
-        return
+    """(line, row) pairs of a JSONL or CSV history, streamed: JSONL rows as dicts, CSV rows as dicts of strings
+    (Parquet, and CSV where pyarrow is installed, are read in blocks by _arrow_batches)."""
     with open(path, "r", encoding="utf-8", errors="replace", newline="") as f:
         first = f.readline()
         if first.lstrip().startswith("{"):
-            for n, line in enumerate([first], 1):
-                yield n, _json_row(path, n, line)
+            yield 1, _json_row(path, 1, first)
             for n, line in enumerate(f, 2):
                 if line.strip():
                     try:
