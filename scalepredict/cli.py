@@ -170,6 +170,7 @@ def cli(ctx, debug):
     backtest hold out the largest runs and score the extrapolation
     plot     draw the prediction figure of a fit
     report   write a review-ready markdown report
+    status   where a sweep stands: runs planned, queued, running, finished, failed
     """
     ctx.obj = {"debug": debug}
 
@@ -369,11 +370,15 @@ def backtest(inputs, factors, level, as_json, **kw):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Require an existing sweep in --out (rerunning resumes anyway).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the estimated time; train nothing.")
-@click.option("--launcher", type=click.Choice(["local", "submitit"]), default="local", show_default=True)
+@click.option("--launcher", type=click.Choice(["local", "slurm", "submitit"]), default=None,
+              help="local: this machine (--jobs runs at once); slurm: one SLURM job per run (the config's "
+                   "[launcher] section: partition, time, CPUs, GPUs...); submitit: SLURM where sbatch is found, else "
+                   "one local process per run.  [default: the config's [launcher] kind, local]")
 @click.option("--keep-checkpoints", is_flag=True, help="Keep each run's state.pt after it finishes.")
 @click.option("--jobs", "-j", default="auto", show_default=True, metavar="N|auto",
-              help="CPU: train N runs at once, each with cores/N threads (small models gain most); auto: one "
-                   "one-thread run per core (at most 8) on CPU, 1 on CUDA or where [train] threads is set.")
+              help="Train N runs at once: on CPU each with cores/N threads (small models gain most), on CUDA each "
+                   "on a GPU of its own; auto: one one-thread run per core (at most 8) on CPU, one run per visible "
+                   "GPU on CUDA, 1 where [train] threads is set.")
 def sweep(config, out, device, resume, dry_run, launcher, keep_checkpoints, jobs):
     """Train small runs at several compute budgets with one recipe, then fit, predict and plot."""
     from .config import load_config
@@ -485,6 +490,22 @@ def report(source, out, target, html):
         raise InputError(f"{source}: no such file or folder")
     write_report(source, out, targets=_floats(target, "--target") or None, html=html)
     click.echo(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def status(folder, as_json):
+    """Where a sweep stands: each planned run's state (planned, queued, running, stopped, finished, diverged,
+    failed), its steps, its SLURM job, and the compute spent against the plan."""
+    from .train.status import status_lines, sweep_status
+
+    st = sweep_status(folder)
+    if as_json:
+        _emit_json(st)
+        return
+    for line in status_lines(st):
+        click.echo(line)
 
 
 def _terminated(signum, frame):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -34,8 +35,8 @@ def setting(default, *, kind=None, low=None, high=None, low_open=False, high_ope
     end open or absent), or its allowed `choices`, and the reason (`why`). None as default means optional."""
     meta = {"kind": kind or type(default), "low": low, "high": high, "low_open": low_open, "high_open": high_open,
             "choices": choices, "why": why}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -78,6 +79,8 @@ def _check(obj) -> None:
                 raise ConfigError(f"{f.name}: expected a string, got {v!r}")
             if m["choices"] and v not in m["choices"]:
                 raise ConfigError(f"{f.name}: must be {' or '.join(m['choices'])}, got {v!r}")
+        elif kind is bool and not isinstance(v, bool):
+            raise ConfigError(f"{f.name}: expected true or false, got {v!r}")
 
 
 @dataclass
@@ -171,6 +174,50 @@ class TrainConfig:
         _check(self)
 
 
+SBATCH_OPTION = re.compile(r"^[a-z][a-z0-9_-]*$")
+# sbatch options [launcher] sets through its own keys (or submitit sets): not accepted again under `sbatch`
+OWN_SBATCH = {"partition", "time", "cpus-per-task", "gpus-per-node", "gres", "account", "qos", "mem", "array",
+              "job-name", "output", "error", "signal", "nodes", "ntasks-per-node", "open-mode", "wckey"}
+
+
+@dataclass
+class LauncherConfig:
+    """How `sweep` launches its runs. Not part of the config's digest: a sweep resumes on another partition, with
+    another time limit or through another launcher."""
+    kind: str = setting("local", choices=("local", "submitit", "slurm"),
+                        why="local: this machine (--jobs); slurm: one SLURM job per run through submitit; submitit: "
+                            "SLURM where sbatch is found, else one local process per run")
+    partition: str | None = setting(None, kind=str, why="SLURM partition (default: the cluster's default)")
+    time_min: int = setting(24 * 60, low=1, why="each job's time limit, minutes")
+    cpus_per_run: int = setting(8, low=1, why="CPUs per job (also the run's torch threads unless [train] threads)")
+    gpus_per_run: int | None = setting(None, kind=int, low=0, why="GPUs per job (default: 1 on CUDA, 0 on CPU)")
+    mem_gb: float | None = setting(None, kind=float, low=0, low_open=True, why="memory per job, GB")
+    account: str | None = setting(None, kind=str, why="SLURM account to charge")
+    qos: str | None = setting(None, kind=str, why="SLURM quality of service")
+    array: bool = setting(False, why="submit the pending runs as one job array instead of one job each")
+    max_parallel: int = setting(0, low=0, why="job array: at most this many runs at once (0: no limit)")
+    signal_delay_s: int = setting(120, low=0, why="SIGUSR2 this many seconds before the time limit: the run "
+                                                  "checkpoints at its next step and the job requeues itself")
+    poll_seconds: float = setting(15.0, low=0, low_open=True, why="seconds between looks at the queue")
+    sbatch: dict = setting({}, why="further sbatch options, e.g. {constraint = \"a100\", exclusive = true}")
+    setup: list = setting([], why="shell lines run in each job before the run, e.g. [\"module load cuda\"]")
+
+    def __post_init__(self):
+        _check(self)
+        if not isinstance(self.sbatch, dict):
+            raise ConfigError(f"sbatch: expected a table of sbatch options, got {self.sbatch!r}")
+        for k, v in self.sbatch.items():
+            if not SBATCH_OPTION.match(k):
+                raise ConfigError(f"sbatch: {k!r} is not an sbatch option name (lower case, e.g. constraint)")
+            if k.replace("_", "-") in OWN_SBATCH:
+                raise ConfigError(f"sbatch: set {k!r} through [launcher]'s own keys (partition, time_min, "
+                                  f"cpus_per_run, gpus_per_run, mem_gb, account, qos, array)")
+            if isinstance(v, bool) and not v or not isinstance(v, (str, int, float, bool)):
+                raise ConfigError(f"sbatch.{k}: expected a string, a number or true, got {v!r}")
+        if not isinstance(self.setup, list) or not all(isinstance(x, str) for x in self.setup):
+            raise ConfigError(f"setup: expected a list of shell lines, got {self.setup!r}")
+
+
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "sweep": SweepConfig, "train": TrainConfig}
 DIGEST_NAMES = {"repeats": "repeat_smallest"}  # renamed settings hash under their old names: old sweeps resume
 RENAMED = {"repeat_smallest": "repeats (with repeat_at = [0] for the smallest budget only)"}
@@ -183,6 +230,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     source: str = ""
 
     def as_dict(self) -> dict:
@@ -194,6 +242,7 @@ class Config:
         """Hash of the values that differ from the defaults: a later version that adds a setting (with a default
         that keeps the old behaviour) still resumes the sweeps of an earlier one."""
         d = self.as_dict()
+        d.pop("launcher")  # where the runs train does not change them
         for name, cls in SECTIONS.items():
             default = asdict(cls())
             d[name] = {DIGEST_NAMES.get(k, k): v for k, v in d[name].items() if default.get(k, object()) != v}
@@ -246,10 +295,11 @@ def load_config(path: str | None) -> Config:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{p}: not valid TOML ({e})") from None
-    unknown = sorted(set(raw) - {"name", *SECTIONS})
+    unknown = sorted(set(raw) - {"name", "launcher", *SECTIONS})
     if unknown:
-        raise InputError(f"{p}: unknown key(s) {', '.join(unknown)} (known: name, {', '.join(SECTIONS)})")
-    sections = {name: _section(cls, raw.get(name, {}), f"{p}: [{name}]") for name, cls in SECTIONS.items()}
+        raise InputError(f"{p}: unknown key(s) {', '.join(unknown)} (known: name, {', '.join(SECTIONS)}, launcher)")
+    sections = {name: _section(cls, raw.get(name, {}), f"{p}: [{name}]")
+                for name, cls in {**SECTIONS, "launcher": LauncherConfig}.items()}
     cfg = Config(name=str(raw.get("name", p.stem)), source=str(p), **sections)
     try:
         cfg.check()

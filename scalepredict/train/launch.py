@@ -21,10 +21,54 @@ from .resume import read_finished
 
 def auto_jobs(cfg, device: str) -> int:
     """Runs at once for `--jobs auto`: one one-thread run per core on CPU (at most 8: each worker holds its own
-    torch and corpus), since a tiny model uses a second thread poorly; 1 on CUDA, or where [train] threads is set."""
-    if device != "cpu" or cfg.train.threads:
+    torch and corpus), since a tiny model uses a second thread poorly; one per visible GPU on CUDA; 1 where
+    [train] threads is set on a CPU."""
+    if device == "cuda":
+        return max(1, len(visible_gpus()))
+    if cfg.train.threads:
         return 1
     return max(1, min(8, os.cpu_count() or 1))
+
+
+def visible_gpus(env: str | None = None, count: int | None = None) -> list[str]:
+    """The GPUs this process may use, named as CUDA_VISIBLE_DEVICES names them (indices, GPU-/MIG- UUIDs): its
+    entries where it is set ('' or -1: none; CUDA ignores every entry after an invalid one, and so does this),
+    else 0..count-1 (count: torch.cuda.device_count())."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES") if env is None else env
+    if value is None:
+        if count is None:
+            import torch
+
+            count = torch.cuda.device_count()
+        return [str(i) for i in range(count)]
+    out = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part or part.startswith("-") or (part.isdigit() is False and not part.upper().startswith(("GPU-",
+                                                                                                           "MIG-"))):
+            break
+        out.append(part)
+    return out
+
+
+def gpu_queue(gpus: list[str]):
+    """A queue holding each GPU once: every --jobs worker takes one at start (`pin_gpu`) and keeps it."""
+    import multiprocessing as mp
+
+    q = mp.get_context("spawn").Queue()
+    for g in gpus:
+        q.put(g)
+    return q
+
+
+def pin_gpu(queue) -> str | None:
+    """In a worker, before torch is imported: take a GPU from `queue` and make it the only one this process sees
+    (CUDA_VISIBLE_DEVICES), so that each worker's run is alone on its GPU as cuda:0."""
+    if queue is None:
+        return None
+    gpu = queue.get(timeout=60)
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    return gpu
 
 
 def train_specs(todo, known, ctx: SweepContext):
@@ -33,10 +77,18 @@ def train_specs(todo, known, ctx: SweepContext):
     sweep, for the progress counts."""
     if not todo:
         return
+    from .trainer import stop_at_step_boundary
+
+    if ctx.launcher == "slurm" or (ctx.launcher == "submitit" and has_slurm()):
+        _need_submitit(ctx.launcher)
+        from . import slurm
+
+        with stop_at_step_boundary():  # a stop signal ends the wait; the jobs go on, and a rerun collects them
+            slurm.launch(todo, ctx)
+        return
     if ctx.launcher == "submitit":
         _launch_submitit(todo, ctx)
         return
-    from .trainer import stop_at_step_boundary
 
     # SIGINT or SIGTERM (Ctrl-C, `timeout`, a scheduler's pre-emption) ends every run in progress on a step boundary
     # with a checkpoint, keeps what finished, and raises Stopped: rerunning the command resumes losslessly
@@ -91,13 +143,15 @@ def _train_in_turn(pending, specs, done, ctx: SweepContext):
 _WORKER: dict = {}  # per worker process (a --jobs worker or a SLURM job): the corpus, loaded once
 
 
-def _worker_init(data: dict, threads: int, parent: int | None = None):
+def _worker_init(data: dict, threads: int, parent: int | None = None, gpus=None):
     """A --jobs worker: its threads, the corpus, and its stop signals. SIGINT or SIGTERM ends the run in progress on
     its next step boundary with a checkpoint (an idle worker just exits). On Linux the worker also asks for SIGHUP
     when the sweep process dies (killed with -9, say): it then stops the same way and exits, so that no worker
-    trains on as an orphan in the folder that the next invocation resumes."""
+    trains on as an orphan in the folder that the next invocation resumes. `gpus`: a queue of GPUs (CUDA sweeps),
+    one of which this worker takes for its own before torch starts."""
     import signal
 
+    pin_gpu(gpus)
     import torch
 
     from .data import load_corpus
@@ -149,8 +203,9 @@ def _worker_run(spec, cfg, out, device, keep_state=False, threads=None):
 
 
 def _launch_parallel(pending, specs, done, ctx: SweepContext):
-    """`ctx.jobs` runs at once on CPU, each in its own process with cores // jobs threads: tiny models do not use two
-    threads well (benchmarks/throughput.py), so two one-thread runs finish sooner than two two-thread runs in turn.
+    """`ctx.jobs` runs at once, each in its own process: on CPU with cores // jobs threads (tiny models do not use two
+    threads well, benchmarks/throughput.py, so two one-thread runs finish sooner than two two-thread runs in turn);
+    on CUDA each worker on a GPU of its own.
     Records are appended as runs finish (runs.jsonl order is finishing order). On a stop signal (or a failed run)
     the workers end their runs on a step boundary with a checkpoint, records that finished meanwhile are kept, and
     the sweep returns only once no worker is left: a rerun resumes without two processes in one run folder."""
@@ -171,8 +226,9 @@ def _launch_parallel(pending, specs, done, ctx: SweepContext):
     left_flops, done_flops = sum(s.compute for s in pending), 0.0
     # largest first: the long runs start early and the small ones fill the gaps at the end
     order = sorted(pending, key=lambda s: -s.compute)
+    gpus = gpu_queue(visible_gpus()[:jobs]) if ctx.device == "cuda" else None
     ex = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(dict(cfg.data.__dict__), threads, os.getpid()))
+                             initargs=(dict(cfg.data.__dict__), threads, os.getpid(), gpus))
     futures = {ex.submit(_worker_run, spec, cfg, str(out), ctx.device, ctx.keep_state): spec for spec in order}
     recorded = set()
 
@@ -243,28 +299,39 @@ def _stop_workers(grace: float = 120.0) -> None:
         p.join(5)
 
 
-def _launch_submitit(pending, ctx: SweepContext):
-    """One job per pending run through submitit (SLURM where there is one, else local processes). Records are
-    appended as jobs finish, in any order; a failed job is reported and left for the next invocation to retry,
-    and every finished run is kept (its record.json too, should this waiting process die)."""
+def has_slurm() -> bool:
+    """Whether this machine submits to SLURM (sbatch is on the PATH), as submitit decides."""
+    import shutil
+
+    return shutil.which("sbatch") is not None
+
+
+def _need_submitit(launcher: str) -> None:
     try:
-        import submitit
+        import submitit  # noqa: F401
     except ImportError:
-        raise InputError("--launcher submitit needs the submitit package: pip install 'scalepredict[slurm]'") from None
+        raise InputError(f"--launcher {launcher} needs the submitit package: pip install 'scalepredict[slurm]'"
+                         ) from None
+
+
+def _launch_submitit(pending, ctx: SweepContext):
+    """Without SLURM: one local process per pending run through submitit's local executor. Records are appended as
+    jobs finish, in any order; a failed job is reported and left for the next invocation to retry, and every
+    finished run is kept (its record.json too, should this waiting process die)."""
+    _need_submitit("submitit")
+    import submitit
+
     cfg, out = ctx.cfg, ctx.out
-    ex = submitit.AutoExecutor(folder=str(out / "slurm"))
-    cpus = 8
-    ex.update_parameters(timeout_min=24 * 60, gpus_per_node=1 if ctx.device == "cuda" else 0, cpus_per_task=cpus,
-                         name=f"scalepredict-{cfg.name}")
-    # without SLURM every job is a process on this machine, all at once: one thread each, or their threads fight
-    # over the cores (a tiny run took 50 s instead of 1 s with six two-thread jobs on two cores)
-    on_this_machine = ex.cluster in ("local", "debug")
-    threads = 1 if on_this_machine else (cfg.train.threads or cpus)
-    jobs = {ex.submit(_worker_run, s, cfg, str(out), ctx.device, False, threads): s for s in pending}
-    ctx.echo(f"submitted {len(jobs)} jobs to {ex.cluster} (logs in {out / 'slurm'}); waiting: rerun the same command "
-             f"to resume if interrupted")
+    ex = submitit.AutoExecutor(folder=str(out / "slurm"), cluster="local")
+    ex.update_parameters(timeout_min=cfg.launcher.time_min, gpus_per_node=1 if ctx.device == "cuda" else 0,
+                         cpus_per_task=cfg.launcher.cpus_per_run, name=f"scalepredict-{cfg.name}")
+    # every job is a process on this machine, all at once: one thread each, or their threads fight over the cores
+    # (a tiny run took 50 s instead of 1 s with six two-thread jobs on two cores)
+    jobs = {ex.submit(_worker_run, s, cfg, str(out), ctx.device, False, 1): s for s in pending}
+    ctx.echo(f"submitted {len(jobs)} jobs to local processes (logs in {out / 'slurm'}); waiting: rerun the same "
+             f"command to resume if interrupted")
     failed = []
-    poll = 1.0 if on_this_machine else 30.0
+    poll = 1.0
     for job in submitit.helpers.as_completed(list(jobs), poll_frequency=poll):
         spec = jobs[job]
         try:

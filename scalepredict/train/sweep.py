@@ -6,6 +6,7 @@ best run sits at its edge, then fit, predict, plot and report with the same func
 from __future__ import annotations
 
 import json
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..files import atomic_write_json, output_folder
 from ..plan import bracket_next, plan
 from .context import SweepContext
 from .dryrun import print_plan, repetition_warning
-from .launch import auto_jobs, train_specs
+from .launch import auto_jobs, train_specs, visible_gpus
 from .resume import drop_torn_tail, read_finished, recover_finished
 
 
@@ -28,7 +29,7 @@ def _now():
 
 
 def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False, dry_run: bool = False,
-              launcher: str = "local", echo=print, keep_state: bool = False, finish: bool = True,
+              launcher: str | None = None, echo=print, keep_state: bool = False, finish: bool = True,
               jobs: int | str = 1) -> dict | None:
     """Train every planned run not yet in OUT/runs.jsonl, then (if `finish`) fit, predict, plot and report."""
     from .data import load_corpus
@@ -41,12 +42,16 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         torch.set_num_threads(cfg.train.threads)
     corpus = load_corpus(cfg.data.__dict__)
     specs = plan(cfg, corpus.vocab_size)
-    if launcher not in ("local", "submitit"):
-        raise InputError(f"--launcher must be local or submitit, got {launcher!r}")
+    launcher = launcher or cfg.launcher.kind
+    if launcher not in ("local", "submitit", "slurm"):
+        raise InputError(f"--launcher must be local, slurm or submitit, got {launcher!r}")
     if jobs == "auto":
         jobs = auto_jobs(cfg, device) if launcher == "local" else 1
-    if jobs > 1 and device != "cpu":
-        raise InputError(f"--jobs {jobs}: parallel runs are for CPU sweeps (one GPU trains one run at a time)")
+    if jobs > 1 and device == "cuda" and launcher == "local":
+        gpus = visible_gpus()
+        if jobs > len(gpus):
+            raise InputError(f"--jobs {jobs}: this machine shows {len(gpus)} GPU(s) (CUDA_VISIBLE_DEVICES="
+                             f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); one run trains per GPU")
     if dry_run:
         print_plan(specs, cfg, corpus, device, echo, jobs)
         return None

@@ -1,0 +1,164 @@
+"""`scalepredict status DIR`: where a sweep stands, read from its folder (and from SLURM where its runs are jobs).
+
+Every planned run (bracketing sizes included) gets one state:
+  finished   its record is in runs.jsonl (or in its folder, to be collected by the next `sweep`)
+  diverged   finished with a diverged loss (left out of every fit)
+  running    a SLURM job running it, or a sweep process holding the folder while its log grows
+  queued     a SLURM job waiting for a node
+  stopped    started and left with a checkpoint (a stopped sweep, a cancelled job): the next `sweep` resumes it
+  failed     its SLURM job ended without a record (the log says why)
+  planned    not started
+with its budget, its steps done and, on SLURM, its job id and state. Compute is counted in the plan's FLOPs:
+finished runs whole, started runs by their steps done. Reads only; never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from ..errors import InputError
+from ..files import LOCK_NAME
+from .progress import steps_logged
+from .resume import read_finished
+
+STATES = ("finished", "diverged", "running", "queued", "stopped", "failed", "planned")
+RUNNING_IF_LOGGED_WITHIN = 300.0  # seconds: a local run whose log grew this recently, in a held folder, is running
+
+
+def folder_holder(out: Path) -> str | None:
+    """The process holding the sweep folder's lock (a sweep at work), or None."""
+    path = out / LOCK_NAME
+    if not path.exists():
+        return None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "a process"
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def sweep_status(out: Path) -> dict:
+    """The state of every planned run of the sweep in OUT, the compute spent against the plan, and the SLURM jobs."""
+    from .slurm import QUEUED, SchedulerError, job_states, read_registry
+
+    out = Path(out)
+    meta_path = out / "sweep.json"
+    if not meta_path.exists():
+        raise InputError(f"{out}: no sweep here (no sweep.json); `scalepredict sweep --out {out}` starts one")
+    try:
+        meta = json.loads(meta_path.read_text())
+        plan = list(meta["plan"]) + list(meta.get("bracket", []))
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise InputError(f"{meta_path}: not a sweep file (no plan)") from None
+    done = read_finished(out / "runs.jsonl")
+    jobs = read_registry(out)
+    scheduler, states = None, {}
+    if jobs:
+        try:
+            states = job_states(row["job"] for row in jobs.values())
+        except SchedulerError as e:
+            scheduler = str(e)
+    holder = folder_holder(out)
+    now = time.time()
+    runs = []
+    for p in plan:
+        rid = p["run"]
+        run_dir = out / "runs" / rid
+        steps = p.get("steps") or 0
+        job = jobs.get(rid)
+        job_state = states.get(job["job"]) if job else None
+        row = {"run": rid, "budget": p.get("budget"), "compute": p.get("compute"), "params": p.get("params"),
+               "tokens": p.get("tokens"), "steps": steps, "steps_done": 0, "loss": None,
+               "job": job["job"] if job else None, "job_state": job_state, "log": job["log"] if job else None}
+        rec = done.get(rid)
+        if rec is None and (run_dir / "record.json").exists():
+            try:
+                rec = json.loads((run_dir / "record.json").read_text())
+                rec = rec if rec.get("run") == rid else None
+            except (OSError, json.JSONDecodeError):
+                rec = None
+        if rec is not None:
+            row["state"] = "finished" if rec.get("status", "ok") == "ok" else "diverged"
+            row["steps_done"] = rec.get("steps_done", steps)
+            row["loss"] = rec.get("loss")
+            if rid not in done:
+                row["note"] = "finished; its record is collected by the next `sweep`"
+        else:
+            logged = steps_logged(run_dir)
+            row["steps_done"] = logged
+            if job_state == "RUNNING":
+                row["state"] = "running"
+            elif job_state in QUEUED:
+                row["state"] = "queued" if not logged else "stopped"
+                if logged:
+                    row["note"] = f"requeued ({job_state.lower()}); resumes from its checkpoint"
+            elif job is not None and job_state not in (None, "COMPLETED") and job_state != "CANCELLED":
+                row["state"] = "failed"
+            elif job is not None and job_state is None and not logged and scheduler is None:
+                row["state"] = "failed"
+                row["note"] = "its job ended without a record (the scheduler no longer knows it)"
+            elif logged or (run_dir / "state.pt").exists():
+                recent = (run_dir / "log.jsonl").exists() and now - (run_dir / "log.jsonl").stat().st_mtime \
+                    < RUNNING_IF_LOGGED_WITHIN
+                row["state"] = "running" if holder and recent and job is None else "stopped"
+            else:
+                row["state"] = "planned"
+        runs.append(row)
+    planned = sum(r["compute"] or 0.0 for r in runs)
+    spent = sum((r["compute"] or 0.0) * (1.0 if r["state"] in ("finished", "diverged")
+                                         else min(1.0, r["steps_done"] / max(r["steps"], 1))) for r in runs)
+    counts = {s: sum(r["state"] == s for r in runs) for s in STATES}
+    return {"folder": str(out), "config": meta.get("config", {}).get("name"), "runs": runs, "counts": counts,
+            "compute_planned": planned, "compute_spent": spent, "sweep_process": holder,
+            "scheduler_error": scheduler, "slurm_jobs": len(jobs),
+            "fitted": (out / "fit.json").exists()}
+
+
+def status_lines(st: dict) -> list[str]:
+    """The status as a table and a summary, for the terminal."""
+    from ..summary import num
+
+    slurm = st["slurm_jobs"] > 0
+    head = f"{'run':<22} {'budget':>10} {'params':>10} {'state':<9} {'steps':>15} {'loss':>8}"
+    lines = [head + ("  job (SLURM state)" if slurm else "")]
+    for r in st["runs"]:
+        steps = f"{r['steps_done']:,}/{r['steps']:,}"
+        loss = f"{r['loss']:.4f}" if isinstance(r["loss"], (int, float)) else "-"
+        line = f"{r['run']:<22} {num(r['budget']) if r['budget'] else '-':>10} {num(r['params']):>10} " \
+               f"{r['state']:<9} {steps:>15} {loss:>8}"
+        if slurm and r["job"]:
+            line += f"  {r['job']} ({(r['job_state'] or 'gone').lower()})"
+        if r["state"] == "failed" and r.get("log"):
+            line += f"  log {r['log']}"
+        if r.get("note"):
+            line += f"  [{r['note']}]"
+        lines.append(line)
+    c = st["counts"]
+    lines.append("")
+    lines.append(", ".join(f"{c[s]} {s}" for s in STATES if c[s]) + f" of {len(st['runs'])} runs; compute "
+                 f"{num(st['compute_spent'])} of {num(st['compute_planned'])} FLOPs planned "
+                 f"({st['compute_spent'] / max(st['compute_planned'], 1e-300):.0%})")
+    if st["sweep_process"]:
+        lines.append(f"a sweep is at work in this folder: {st['sweep_process']}")
+    if st["scheduler_error"]:
+        lines.append(f"SLURM job states unknown: {st['scheduler_error']}")
+    if c["stopped"] or c["failed"] or c["planned"]:
+        lines.append("rerun the same `scalepredict sweep` command to train what is left (stopped runs resume from "
+                     "their checkpoints)")
+    elif st["fitted"]:
+        lines.append("every run finished; fit.json, prediction.png and report.md are written")
+    return lines
