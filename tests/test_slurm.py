@@ -25,7 +25,6 @@ from scalepredict.cli import cli  # noqa: E402
 from scalepredict.config import load_config  # noqa: E402
 from scalepredict.plan import plan  # noqa: E402
 from scalepredict.train.data import load_corpus  # noqa: E402
-from scalepredict.train.sweep import run_sweep  # noqa: E402
 from scalepredict.train.trainer import train_run  # noqa: E402
 
 CONFIG = """

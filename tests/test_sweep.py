@@ -104,10 +104,22 @@ def test_plan_isoflop_sets_and_exact_compute(tmp_path):
     ("[data]\nvocab_size = 1\n", "[data].vocab_size: must be >= 2, got 1"),
     # compile took any string: "of" passed, and "on" behaved like "auto"
     ("[train]\ncompile = \"of\"\n", "[train].compile: must be auto or on or off, got 'of'"),
+    # the cluster section: checked before anything is submitted
+    ("[launcher]\nkind = \"slurmm\"\n", "[launcher].kind: must be local or submitit or slurm, got 'slurmm'"),
+    ("[launcher]\ntime_min = 0\n", "[launcher].time_min: must be >= 1, got 0"),
+    ("[launcher]\narray = \"yes\"\n", "[launcher].array: expected true or false, got 'yes'"),
+    ("[launcher]\nsbatch = {time = \"1:00:00\"}\n", "[launcher].sbatch: set 'time' through [launcher]'s own keys"),
+    ("[launcher]\nsbatch = {\"no such\" = 1}\n", "[launcher].sbatch: 'no such' is not an sbatch option name"),
+    ("[launcher]\nsbatch = {exclusive = false}\n", "[launcher].sbatch.exclusive: expected a string, a number or true"),
+    ("[launcher]\nsetup = \"module load cuda\"\n", "[launcher].setup: expected a list of shell lines"),
+    ("[launcher]\npartition = 3\n", "[launcher].partition: expected a string, got 3"),
 ])
 def test_bad_configs(tmp_path, patch, needle):
     header = patch.split("\n", 1)[0] + "\n"
-    text = TINY.replace(header, patch) if patch.startswith("[") else TINY.replace(
+    if patch.startswith("[") and header not in TINY:  # a section TINY lacks
+        text = TINY + patch
+    else:
+        text = TINY.replace(header, patch) if patch.startswith("[") else TINY.replace(
         "budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]\n", patch)
     p = tmp_path / "bad.toml"
     p.write_text(text)
@@ -253,6 +265,19 @@ def test_parallel_sweep_stopped_by_sigterm_or_killed_leaves_no_worker_and_resume
     rc, err = start_and_signal(signal.SIGTERM)
     assert rc == 143 and "interrupted (SIGTERM)" in err and "rerun the same command" in err and "Traceback" not in err
     assert list(out.glob("runs/*/state.pt")), "the runs in progress saved no checkpoint"
+    # status: the runs with a checkpoint are stopped at the step they logged, the rest planned or finished
+    st = json.loads(CliRunner().invoke(cli, ["status", str(out), "--json"]).output)
+    by_state = {s: [r for r in st["runs"] if r["state"] == s] for s in st["counts"]}
+    stopped = {r["run"] for r in by_state["stopped"]}
+    assert stopped == {p.parent.name for p in out.glob("runs/*/state.pt")}
+    runs_jsonl = out / "runs.jsonl"
+    assert {r["run"] for r in by_state["finished"]} == ({json.loads(l)["run"] for l in runs_jsonl.read_text(
+        ).splitlines() if l.strip()} if runs_jsonl.exists() else set())
+    assert len(st["runs"]) == sum(st["counts"].values()) and by_state["planned"]
+    assert all(0 < r["steps_done"] < r["steps"] for r in by_state["stopped"])
+    assert st["compute_spent"] == pytest.approx(sum(r["compute"] for r in by_state["finished"]) + sum(
+        r["compute"] * r["steps_done"] / r["steps"] for r in by_state["stopped"]))
+    assert st["sweep_process"] is None  # nobody holds the folder
     rc, err = start_and_signal(signal.SIGKILL)  # no cleanup in the sweep process: the workers stop themselves
     assert rc == -signal.SIGKILL
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -663,3 +688,38 @@ def test_dry_run_prints_every_planned_run_and_writes_nothing(tmp_path):
     total = [line for line in r.output.splitlines() if line.startswith("total ")]
     assert total and f"{sum(s.compute for s in specs):.3g} FLOPs" in total[0] and "with 2 runs at once" in total[0]
     assert not out.exists()
+
+
+def test_cuda_workers_each_get_a_gpu_of_their_own():
+    """--jobs on CUDA: one worker per visible GPU, each seeing only its own (as cuda:0); checked here with the real
+    spawn workers and queue, without a GPU."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from scalepredict.train.launch import gpu_queue, pin_gpu, visible_gpus
+
+    assert visible_gpus("0,1,2,3") == ["0", "1", "2", "3"]
+    assert visible_gpus("2,3") == ["2", "3"]  # a job given GPUs 2 and 3 by its scheduler
+    assert visible_gpus("GPU-8f2a,GPU-11c0") == ["GPU-8f2a", "GPU-11c0"]
+    assert visible_gpus("") == [] and visible_gpus("-1") == []
+    assert visible_gpus("0,1,-1,3") == ["0", "1"]  # CUDA ignores every entry after an invalid one
+    assert visible_gpus(None, count=2) == ["0", "1"] or os.environ.get("CUDA_VISIBLE_DEVICES") is not None
+
+    q = gpu_queue(["3", "5"])
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn"), initializer=pin_gpu, initargs=(q,)) as ex:
+        seen = set()
+        for _ in range(20):  # many tasks: each lands on one of the two workers, which keep their GPU
+            seen |= set(ex.map(_visible_devices_and_pid, range(4)))
+    gpus = {g for g, _ in seen}
+    pids = {p for _, p in seen}
+    assert gpus <= {"3", "5"} and len(pids) == 2
+    assert len({(g, p) for g, p in seen}) == len(pids)  # a worker never changes GPU
+
+
+def _visible_devices_and_pid(_):
+    import os
+    import time
+
+    time.sleep(0.01)
+    return os.environ["CUDA_VISIBLE_DEVICES"], os.getpid()
