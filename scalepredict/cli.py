@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from . import __version__, defaults
 from .errors import InputError, Stopped
@@ -170,6 +171,8 @@ def cli(ctx, debug):
     backtest hold out the largest runs and score the extrapolation
     plot     draw the prediction figure of a fit
     report   write a review-ready markdown report
+    fit-tasks     task accuracy in two steps (task loss, then accuracy)
+    fit-passrate  GPT-4's pass-rate law over a benchmark's problems
     status   where a sweep stands: runs planned, queued, running, finished, failed
     """
     ctx.obj = {"debug": debug}
@@ -286,13 +289,22 @@ def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, name_p
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def predict(fit_file, compute, n, d, at, level, as_json):
-    """Predict the final loss at target compute (or params and tokens) from a fit file."""
+    """Predict the final loss at target compute (or params and tokens) from a fit file; from a capability fit
+    (fit-passrate, fit-tasks), the pass rate or the task accuracy there."""
     from .summary import prediction_lines
     from .fitfile import load_fit
     from .runs import CONVENTIONS
 
-    fit = load_fit(fit_file)
+    from .passrate import load_capability_file
+
     compute, n, d = _floats(compute, "--compute"), _floats(n, "--params"), _floats(d, "--tokens")
+    cap = load_capability_file(fit_file)
+    if cap is not None:
+        if at:
+            raise InputError("--at predicts a loss fit's rows; give a capability fit --compute (or --params/--tokens)")
+        _predict_capability(cap, compute, n, d, level, as_json)
+        return
+    fit = load_fit(fit_file)
     by_compute = fit.law.inputs == ("compute",)
     preds = []
     if at:
@@ -490,6 +502,193 @@ def report(source, out, target, html):
         raise InputError(f"{source}: no such file or folder")
     write_report(source, out, targets=_floats(target, "--target") or None, html=html)
     click.echo(f"wrote {out}")
+
+
+# ---- capabilities -----------------------------------------------------------------------------------------------
+
+
+@cli.command("fit-passrate")
+@click.argument("table", type=click.Path(path_type=Path))
+@click.option("--model-col", help="Column naming the model (default: model).")
+@click.option("--problem-col", help="Column naming the problem (default: problem).")
+@click.option("--compute-col", help="Column holding the model's training FLOPs (else params and tokens: 6ND).")
+@click.option("--params-col", help="Column holding the parameter count.")
+@click.option("--tokens-col", help="Column holding training tokens.")
+@click.option("--samples-col", help="Column holding the samples drawn per problem (k; default: samples).")
+@click.option("--passes-col", help="Column holding the samples that passed (default: passes).")
+@click.option("--rate-col", help="Column holding the pass rate, where there are no counts (default: pass_rate).")
+@click.option("--max-compute", type=float, help="Fit the models up to this compute only (the rest: a backtest).")
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(0), default=1000, show_default=True,
+              help="Bootstrap resamples over models and problems.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--target", "-t", multiple=True, help="Target compute(s) to predict (repeat or comma-separate).")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write the fit file here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def fit_passrate(table, model_col, problem_col, compute_col, params_col, tokens_col, samples_col, passes_col,
+                 rate_col, max_compute, n_bootstrap, seed, target, out, as_json):
+    """Fit GPT-4's pass-rate law, -mean log pass_rate = alpha * C^(-k), over the problems every fitted model solves.
+
+    TABLE has one row per model and problem: compute (or params and tokens), problem, and samples with passes
+    (or pass_rate)."""
+    from .passrate import fit_pass_rate, read_pass_table
+
+    cols = {"model": model_col, "problem": problem_col, "compute": compute_col, "params": params_col,
+            "tokens": tokens_col, "samples": samples_col, "passes": passes_col, "pass_rate": rate_col}
+    pt = read_pass_table(table, cols)
+    f = fit_pass_rate(pt, n_boot=n_bootstrap, seed=seed, max_compute=max_compute)
+    targets = _floats(target, "--target")
+    preds = f.predict(targets) if targets else []
+    if out:
+        atomic_write_json(out, f.to_dict())
+    _warn(f.warnings)
+    if as_json:
+        d = f.to_dict()
+        for k in ("boot", "problem_boot"):
+            d.pop(k)
+        _emit_json({"fit": d, "predictions": preds})
+        return
+    from .summary import passrate_lines
+
+    for line in passrate_lines(f, preds):
+        click.echo(line)
+    if out:
+        click.echo(f"wrote {out}")
+
+
+@cli.command("fit-tasks")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--task-loss", required=True,
+              help="Step 1's column or logged metric: the loss (or bits per byte) the accuracy follows.")
+@click.option("--metric", "-m", "metrics", multiple=True, required=True,
+              help="Accuracy or error column(s) or logged metric(s), fractions in [0, 1]; shell patterns allowed "
+                   "('acc_*'). A name with 'err' in it is an error (lower is better).")
+@click.option("--average", is_flag=True, help="Also fit the mean of the metrics per run (Gadre et al.'s average "
+                                              "top-1 error).")
+@click.option("--chance", "chances", multiple=True,
+              help="Chance level, in the metric's own sense: one number for every metric, or METRIC=VALUE.")
+@click.option("--form", type=click.Choice(["auto", "sigmoid", "sigmoid1", "exponential"]), default="auto",
+              show_default=True,
+              help="Step 2: sigmoid (Bhagia et al. 2024, free ceiling), sigmoid1 (ceiling 1), exponential (Gadre et "
+                   "al. 2024), or auto: the forms weighted by how well each predicts the runs of lowest loss.")
+@click.option("--law", type=click.Choice(["auto", *LAWS]), default="auto", show_default=True,
+              help="Step 1's loss law.")
+@click.option("--max-compute", type=float, help="Fit the runs up to this compute only.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option("--compute-col", help="Column holding training FLOPs.")
+@click.option("--params-col", help="Column holding the parameter count.")
+@click.option("--tokens-col", help="Column holding training tokens.")
+@click.option("--run-col", help="Column naming the run.")
+@click.option("--compute-convention", type=click.Choice(["exact", "6nd", "reported"]))
+@click.option("--params", "params", type=float, help="Logs: the model's parameter count.")
+@click.option("--tokens-per-step", type=float, help="Logs: tokens per optimizer step.")
+@click.option("--run-meta", type=click.Path(path_type=Path), help="Logs: params and tokens per run (CSV/JSONL).")
+@click.option("--name-pattern", help="Logs: a regex with named groups params, tokens... read from run names.")
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(0), default=100, show_default=True,
+              help="Bootstrap resamples of each step.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--target", "-t", multiple=True, help="Target compute(s) to predict (repeat or comma-separate).")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write the fit file here.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def fit_tasks_cmd(inputs, task_loss, metrics, average, chances, form, law, max_compute, fmt, compute_col,
+                  params_col, tokens_col, run_col, compute_convention, params, tokens_per_step, run_meta,
+                  name_pattern, n_bootstrap, seed, target, out, as_json):
+    """Predict task accuracy in two steps: a task loss from compute (or N, D), then accuracy from that loss.
+
+    INPUTS: run tables with the task loss and the metrics as columns, or logs (W&B history, TensorBoard, MLflow...)
+    that log them."""
+    from .tasks import read_task_inputs, fit_tasks
+
+    table, values, explicit = read_task_inputs(
+        inputs, task_loss, metrics, fmt=fmt, columns={"compute": compute_col, "params": params_col,
+                                                      "tokens": tokens_col, "run": run_col},
+        params=params, tokens_per_step=tokens_per_step, run_meta=run_meta, name_pattern=name_pattern,
+        compute_convention=compute_convention, average=average)
+    if max_compute:
+        keep = table.compute <= max_compute
+        if not keep.any():
+            raise InputError(f"--max-compute {max_compute:g}: no run at or below it")
+        values = {k: v[keep] for k, v in values.items()}
+        table = table.subset(keep)
+    chance = _chances(chances, values)
+    tf = fit_tasks(table, values, task_loss, law=law, forms=(form,), chance=chance, n_boot=n_bootstrap, seed=seed,
+                   explicit=explicit)
+    targets = _floats(target, "--target")
+    preds = tf.predict(compute=targets) if targets else []
+    if out:
+        atomic_write_json(out, tf.to_dict())
+    _warn(tf.warnings + sorted({p["warning"] for p in preds if "warning" in p}))
+    if as_json:
+        _emit_json({"task_loss": task_loss, "metrics": [_metric_summary(m) for m in tf.metrics],
+                    "left_out": tf.left_out, "predictions": preds})
+        return
+    from .summary import task_lines
+
+    for line in task_lines(tf, preds):
+        click.echo(line)
+    if out:
+        click.echo(f"wrote {out}")
+
+
+def _metric_summary(m) -> dict:
+    return {"name": m.name, "kind": m.kind, "chance_accuracy": m.chance, "runs": len(m.runs),
+            "forms": {l.form: {"weight": w, "params": l.to_dict()["params"], "residual_sigma": l.sigma}
+                      for l, w in zip(m.links, m.weights)}, "holdout_scores": m.scores}
+
+
+def _chances(values, metrics) -> dict | float | None:
+    """--chance: one number for every metric, or METRIC=VALUE pairs."""
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        name, _, num = v.rpartition("=")
+        try:
+            x = float(num)
+        except ValueError:
+            raise InputError(f"--chance: {v!r} is not a number or METRIC=NUMBER") from None
+        if not 0 <= x <= 1:
+            raise InputError(f"--chance: {x:g} is not a rate in [0, 1]")
+        if name:
+            if name not in metrics:
+                raise InputError(f"--chance {v}: no metric {name!r} (metrics: {', '.join(metrics)})")
+            out[name] = x
+        else:
+            out.update({m: x for m in metrics if m not in out})
+    return out
+
+
+def _predict_capability(fit, compute, n, d, level, as_json):
+    if fit.kind == "passrate":
+        if n or d:
+            compute = list(compute) + [6.0 * a * b for a, b in zip(n, d)]
+        if not compute:
+            raise InputError("nothing to predict: give --compute (or --params with --tokens)")
+        preds = fit.predict(compute, level=level)
+        if as_json:
+            _emit_json({"kind": "passrate", "predictions": preds})
+            return
+        from .summary import passrate_lines
+
+        for line in passrate_lines(fit, preds, header=False):
+            click.echo(line)
+        return
+    preds = []
+    if n or d:
+        if len(n) != len(d):
+            raise InputError(f"--params and --tokens: give as many of each ({len(n)} vs {len(d)})")
+        preds += fit.predict(params=np.asarray(n), tokens=np.asarray(d), level=level)
+    if compute:
+        preds += fit.predict(compute=np.asarray(compute), level=level)
+    if not preds:
+        raise InputError("nothing to predict: give --compute, or --params with --tokens")
+    _warn(sorted({p["warning"] for p in preds if "warning" in p}))
+    if as_json:
+        _emit_json({"kind": "tasks", "task_loss": fit.task_loss, "predictions": preds})
+        return
+    from .summary import task_prediction_lines
+
+    for line in task_prediction_lines(fit, preds):
+        click.echo(line)
 
 
 @cli.command()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import defaults
 from .runs import CONVENTIONS
 
@@ -60,4 +62,55 @@ def fit_lines(fit) -> list[str]:
     if fit.law.name == "chinchilla":
         a = fit.value("beta") / (fit.value("alpha") + fit.value("beta"))
         lines.append(f"compute-optimal: N* ~ C^{a:.3f}, D* ~ C^{1 - a:.3f}")
+    return lines
+
+
+def passrate_lines(fit, preds: list[dict], header: bool = True) -> list[str]:
+    """A pass-rate fit and its predictions: the law, the models and problems kept, each target's metric with its
+    interval and the pass rate it implies."""
+    lines = []
+    if header:
+        lines += [f"law: -mean log pass_rate = alpha * C^(-k)   (GPT-4; {len(fit.models)} models, "
+                  f"{len(fit.problems)} problems kept of {len(fit.problems) + len(fit.dropped)})",
+                  f"alpha = {num(fit.alpha)}, k = {num(fit.k)}"
+                  + (f" (90% bootstrap [{num(np.quantile(fit.boot[:, 1], 0.05))}, "
+                     f"{num(np.quantile(fit.boot[:, 1], 0.95))}])" if len(fit.boot) else ""),
+                  f"{'model':<24} {'compute':>10} {'-mean log pass':>15} {'fitted':>9}"]
+        for m, c, v in zip(fit.models, fit.compute, fit.metric):
+            lines.append(f"{m[:24]:<24} {num(c):>10} {num(v):>15} {num(float(fit.value(c))):>9}")
+    if preds:
+        lvl = int(round(preds[0]["level"] * 100))
+        lines.append(f"{'compute':>11} {'-mean log pass':>15}  {lvl}% interval{'':10} {'mean pass rate':>14}  "
+                     f"{lvl}% interval     extrapolation")
+        for p in preds:
+            lines.append(f"{num(p['compute']):>11} {num(p['metric']):>15}  "
+                         f"{'[' + num(p['lower']) + ', ' + num(p['upper']) + ']':<22} {p['mean_pass_rate']:>14.3f}  "
+                         f"[{p['mean_pass_rate_lower']:.3f}, {p['mean_pass_rate_upper']:.3f}]   "
+                         f"{p['extrapolation']:,.3g}x")
+    return lines
+
+
+def task_lines(tf, preds: list[dict]) -> list[str]:
+    """A task fit: step 1's law, each metric's step-2 forms with their weights, and the predictions."""
+    s1 = tf.step1
+    lines = [f"step 1: {tf.task_loss} by the {s1.law.name} law ({s1.n_points} points)"
+             if hasattr(s1, "n_points") else f"step 1: {tf.task_loss} by the {s1.law.name} law"]
+    lines.append(f"step 2: {'metric':<36} {'runs':>4}  form (weight)")
+    for m in tf.metrics:
+        forms = ", ".join(f"{l.form} ({w:.2f}; residual {l.sigma:.3f})" for l, w in zip(m.links, m.weights))
+        lines.append(f"        {m.name[:36]:<36} {len(m.runs):>4}  {forms}")
+    for d in tf.left_out:
+        lines.append(f"        {d['metric'][:36]:<36}    -  left out: {d['reason']}")
+    if preds:
+        lines += [""] + task_prediction_lines(tf, preds)
+    return lines
+
+
+def task_prediction_lines(tf, preds: list[dict]) -> list[str]:
+    lvl = int(round(preds[0]["level"] * 100)) if preds else 90
+    lines = [f"{'compute':>10} {'task loss':>9} {'metric':<32} {'two-step':>8}  {lvl}% interval{'':6} {'direct':>7}"]
+    for p in preds:
+        d = p.get("direct")
+        lines.append(f"{num(p['compute']):>10} {num(p['task_loss']):>9} {p['metric'][:32]:<32} {p['value']:>8.4f}  "
+                     f"[{p['lower']:.4f}, {p['upper']:.4f}]  {'' if d is None else format(d['value'], '.4f'):>7}")
     return lines
