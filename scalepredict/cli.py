@@ -466,13 +466,24 @@ def plot(inputs, target, held_out, level, out, **kw):
     """Draw loss against compute with the fitted law, its interval, the targets and the residuals.
 
     INPUTS is a fit file (fit.json), or run tables and training logs, which are fitted first (same options as
-    `fit`).
+    `fit`). A capability fit (fit-tasks: the two steps side by side for --metric, default the first; fit-passrate:
+    the pass-rate law and the per-problem pass rates it implies) is drawn with its targets.
     """
     from .fit import fit_law
     from .fitfile import file_digest, fit_from_dict, is_fit_file
     from .frontier import frontier
-    from .plots import prediction_figure
+    from .passrate import load_capability_file
+    from .plots import passrate_figure, prediction_figure, task_figure
 
+    cap = load_capability_file(inputs[0]) if len(inputs) == 1 else None
+    if cap is not None:
+        targets = _floats(target, "--target")
+        if cap.kind == "tasks":
+            task_figure(cap, out, targets=targets, metric=kw.get("metric"), level=level)
+        else:
+            passrate_figure(cap, out, targets=targets, level=level)
+        click.echo(f"wrote {out}")
+        return
     law, fit_kws = kw.pop("law"), _fit_kws(kw)
     held_kw = dict(kw)
     obj = is_fit_file(inputs[0]) if len(inputs) == 1 else None

@@ -133,12 +133,68 @@ def figures(data: ReportData, figdir: Path, stem: str) -> list[tuple[str, str]]:
     return figs
 
 
+CAPABILITY_FILES = ("tasks.json", "passrate.json")  # capability fits a sweep (or fit) folder may hold
+
+
+def capability_section(cap, targets, level, figdir: Path, stem: str) -> list[str]:
+    """The report's capabilities section for a task fit or a pass-rate fit: the fit, the predictions at the
+    targets with their intervals, and its figure (written beside the report)."""
+    from . import plots
+
+    L = ["## Capabilities", ""]
+    if cap.kind == "passrate":
+        targets = targets or [float(np.max(cap.compute)) * k for k in (10, 100, 1000)]
+        L.append(f"GPT-4's pass-rate law, `-mean log pass_rate = alpha * C^(-k)`, on {len(cap.models)} models and the "
+                 f"{len(cap.problems)} problems every one of them solves ({len(cap.dropped)} left out): "
+                 f"alpha = {fmt(cap.alpha, 4)}, k = {fmt(cap.k, 4)}.")
+        L += ["", f"| target compute (FLOPs) | -mean log pass rate | {level:.0%} interval | mean pass rate | "
+                  f"{level:.0%} interval |", "|---:|---:|:---:|---:|:---:|"]
+        for p in cap.predict(targets, level=level):
+            L.append(f"| {fmt(p['compute'], 3)} | {fmt(p['metric'], 4)} | [{fmt(p['lower'], 4)}, {fmt(p['upper'], 4)}]"
+                     f" | {p['mean_pass_rate']:.3f} | [{p['mean_pass_rate_lower']:.3f}, "
+                     f"{p['mean_pass_rate_upper']:.3f}] |")
+        plots.passrate_figure(cap, figdir / f"{stem}-passrate.png", targets=targets, level=level)
+        L += ["", f"![The pass-rate law]({stem}-passrate.png)", ""]
+    else:
+        targets = targets or [float(np.max(cap.metrics[0].compute)) * k for k in (10, 100)]
+        L.append(f"Two steps: `{cap.task_loss}` by the {cap.step1.law.name} law, then each metric from that loss "
+                 f"(forms weighted by how well each predicts the runs of lowest loss when fitted on the others). "
+                 f"The direct form (the metric against compute alone) is shown for comparison.")
+        L += ["", f"| target compute (FLOPs) | metric | predicted task loss | two-step | {level:.0%} interval | "
+                  f"direct |", "|---:|---|---:|---:|:---:|---:|"]
+        for p in cap.predict(compute=targets, level=level):
+            d = p.get("direct")
+            L.append(f"| {fmt(p['compute'], 3)} | {p['metric']} | {fmt(p['task_loss'], 4)} | {p['value']:.4f} | "
+                     f"[{p['lower']:.4f}, {p['upper']:.4f}] | {'-' if d is None else format(d['value'], '.4f')} |")
+        for d in cap.left_out:
+            L.append(f"\nLeft out: {d['metric']} ({d['reason']}).")
+        for m in cap.metrics[:6]:
+            name = f"{stem}-task-{''.join(ch if ch.isalnum() else '_' for ch in m.name)[:60]}.png"
+            plots.task_figure(cap, figdir / name, targets=targets, metric=m.name, level=level)
+            L += ["", f"![{m.name}: task loss against compute, and the metric against the task loss]({name})"]
+        L.append("")
+    return L
+
+
 def write_report(source, out, targets=None, html: bool = False, level: float = defaults.LEVEL) -> Path:
+    from .passrate import load_capability_file
+
     out = Path(out)
     if not out.parent.exists():
         raise InputError(f"{out}: folder {out.parent} does not exist")
-    data = gather(source, targets, level)
-    text = render(data, figures(data, out.parent, out.stem))
+    cap = load_capability_file(source) if Path(source).is_file() else None
+    if cap is not None:
+        text = "\n".join([f"# Capability prediction: {Path(source).stem}", "",
+                          f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by scalepredict "
+                          f"{__version__}.", ""] + capability_section(cap, targets, level, out.parent, out.stem))
+    else:
+        data = gather(source, targets, level)
+        text = render(data, figures(data, out.parent, out.stem))
+        if Path(source).is_dir():
+            for name in CAPABILITY_FILES:
+                extra = load_capability_file(Path(source) / name)
+                if extra is not None:
+                    text += "\n" + "\n".join(capability_section(extra, None, level, out.parent, out.stem))
     atomic_write_text(out, text)
     if html:
         try:

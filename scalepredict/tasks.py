@@ -90,7 +90,7 @@ class Link:
     dof: int
 
     def __call__(self, x):
-        return link_value(self.form, x, self.values)
+        return np.clip(link_value(self.form, x, self.values), 0.0, 1.0)
 
     @property
     def sigma(self) -> float:
@@ -242,7 +242,7 @@ def draw(link: Link, x_draws: np.ndarray, rng) -> np.ndarray:
     m = len(x_draws)
     boot = link.boot if len(link.boot) else link.values[None, :]
     p = boot[rng.integers(0, len(boot), m)]
-    y = LINKS[link.form](x_draws[:, None], p)[:, 0]
+    y = np.clip(LINKS[link.form](x_draws[:, None], p)[:, 0], 0.0, 1.0)
     n = len(link.residuals)
     scale = math.sqrt(n / max(link.dof, 1))
     y = y + rng.choice(link.residuals, m) * scale
