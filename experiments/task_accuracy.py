@@ -9,7 +9,7 @@ scales and left out, as the scored check leaves out tasks at chance).
 
   python experiments/task_accuracy.py                       # the default: auto link, auto step-1 law
   python experiments/task_accuracy.py --form sigmoid --law chinchilla
-  python experiments/task_accuracy.py --json figures/task-accuracy.json
+  python experiments/task_accuracy.py --json figures/task-accuracy.json --figure figures/task-accuracy.png
 
 Prints, per target, the predicted and true average error with the 90% interval, then the mean absolute error in
 points and the interval coverage, for the two-step law and the direct form (error against compute).
@@ -40,6 +40,7 @@ def main(argv=None):
                     "falls by at least this between the smallest fitted run and the largest target")
     ap.add_argument("--boot", type=int, default=100)
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--figure", type=Path, help="draw the average error's two steps, with the true targets, here")
     a = ap.parse_args(argv)
     if not a.data.exists():
         sys.exit(f"{a.data}: not found (the project's shared development data)")
@@ -114,6 +115,12 @@ def main(argv=None):
     cov = np.mean([s["coverage"] for s in per.values()]) if per else float("nan")
     print(f"tasks: mean |error| {100 * mae:.2f} points, coverage {cov:.0%} (all targets); the 3 largest targets: "
           f"{100 * np.mean(big_err):.2f} points, coverage {np.mean(big_cov):.0%}")
+    if a.figure:
+        from scalepredict.plots import task_figure
+
+        held = [(c, l, y) for c, l, y in zip(test.compute, test.loss, tavg)]
+        task_figure(tf, a.figure, metric=avg_name, held_out=held, preds=by[avg_name])
+        print(f"wrote {a.figure}")
     if a.json:
         out = {"law": a.law, "form": a.form, "fit_runs": len(train), "targets": test.names,
                "average": {"mae": float(np.mean(np.abs(score(avg_name)[0]))), "coverage": float(score(avg_name)[1].mean()),

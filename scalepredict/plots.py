@@ -292,17 +292,21 @@ def curves_figure(sweep_dir, path, max_runs: int = 60, smooth: float = 0.9):
     _save(fig, path)
 
 
-def task_figure(tf, path, targets=None, metric: str | None = None, level: float = 0.9, held_out=None):
+def task_figure(tf, path, targets=None, metric: str | None = None, level: float = 0.9, held_out=None, preds=None):
     """The two steps side by side for one metric: the task loss against compute (the runs, step 1's law, the
     targets with their intervals), and the metric against the task loss (the runs, step 2's forms, their weighted
     mean, the targets at their predicted loss with both intervals). `held_out`: [(compute, loss, value)] drawn
-    hollow, e.g. the true larger runs of a backtest."""
+    hollow, e.g. the true larger runs of a backtest. `preds`: prediction rows to draw instead of predicting at the
+    `targets` (e.g. targets given as params and tokens)."""
     plt = _plt()
     m = next((x for x in tf.metrics if x.name == metric), None) if metric else tf.metrics[0]
     if m is None:
         raise InputError(f"--metric {metric}: not in this fit (metrics: {', '.join(x.name for x in tf.metrics)})")
     targets = sorted(targets or [])
-    preds = [p for p in tf.predict(compute=targets, level=level) if p["metric"] == m.name] if targets else []
+    if preds is None:
+        preds = tf.predict(compute=targets, level=level) if targets else []
+    preds = [p for p in preds if p["metric"] == m.name]
+    targets = sorted(targets + [p["compute"] for p in preds])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
     # step 1
     hi_c = max([float(np.max(m.compute)) * 2] + [t * 1.5 for t in targets])
@@ -321,7 +325,6 @@ def task_figure(tf, path, targets=None, metric: str | None = None, level: float 
     a1.set_xscale("log")
     a1.set_xlabel("training compute (FLOPs)")
     a1.set_ylabel(f"task loss ({tf.task_loss})")
-    a1.legend(loc="upper right")
     # step 2
     lo_l = min([float(np.min(m.loss))] + [p["task_loss_lower"] for p in preds])
     hi_l = float(np.max(m.loss))
@@ -336,11 +339,14 @@ def task_figure(tf, path, targets=None, metric: str | None = None, level: float 
         a2.errorbar([p["task_loss"]], [p["value"]], yerr=[[p["value"] - p["lower"]], [p["upper"] - p["value"]]],
                     xerr=[[p["task_loss"] - p["task_loss_lower"]], [p["task_loss_upper"] - p["task_loss"]]],
                     fmt="D", ms=5, color=INK, mfc="white", capsize=3, zorder=6, label="target" if i == 0 else None)
-        a2.annotate(f"{p['value']:.3f}\n[{p['lower']:.3f}, {p['upper']:.3f}]", (p["task_loss"], p["upper"]),
-                    textcoords="offset points", xytext=(0, 5), ha="center", va="bottom", fontsize=7, color=INK)
-    for c, loss, v in (held_out or []):
-        a1.plot([c], [loss], "s", ms=5, mfc="white", mec=INK, mew=1.1)
-        a2.plot([loss], [v], "s", ms=5, mfc="white", mec=INK, mew=1.1)
+        if len(preds) <= 2:  # more labels would overlap
+            a2.annotate(f"{p['value']:.3f}\n[{p['lower']:.3f}, {p['upper']:.3f}]", (p["task_loss"], p["upper"]),
+                        textcoords="offset points", xytext=(0, 5), ha="center", va="bottom", fontsize=7, color=INK)
+    for i, (c, loss, v) in enumerate(held_out or []):
+        label = "true (held out)" if i == 0 else None
+        a1.plot([c], [loss], "s", ms=5, mfc="white", mec=ACCENT, mew=1.1, zorder=7, label=label)
+        a2.plot([loss], [v], "s", ms=5, mfc="white", mec=ACCENT, mew=1.1, zorder=7, label=label)
+    a1.legend(loc="upper right")
     a2.set_xlabel(f"task loss ({tf.task_loss})")
     a2.set_ylabel(m.name + (" (error)" if m.kind == "error" else " (accuracy)"))
     a2.legend(loc="best")

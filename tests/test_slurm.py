@@ -176,12 +176,17 @@ def test_scheduler_failures_are_one_line_exit_2_and_a_rerun_finishes(slurm_sweep
     assert "Unable to contact slurm controller" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert (out / "runs.jsonl").read_bytes() == before
 
-    # with the scheduler back, the rerun trains the two runs left, and only those
-    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg), "--out", str(out), "--device", "cpu"])
+    # with the scheduler back, the rerun trains the two runs left, and only those: as one job array this time (the
+    # [launcher] section is not part of the config's digest, so the sweep resumes under another launcher setting)
+    arr = _config(tmp_path / "array.toml", extra="array = true\nmax_parallel = 2")
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(arr), "--out", str(out), "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "2 of 4 runs finished, 2 to go" in r.output and "submitted 2 job(s)" in r.output
     recs = _lines(out / "runs.jsonl")
     assert sorted(x["run"] for x in recs) == sorted(x["run"] for x in _lines(done_out / "runs.jsonl"))
+    jobs = _lines(out / "slurm" / "jobs.jsonl")
+    assert len(jobs) == 2 and len({j["job"].split("_")[0] for j in jobs}) == 1  # two tasks of one array
+    assert all(re.fullmatch(r"\d+_\d", j["job"]) for j in jobs)
 
 
 def test_cancelled_and_requeued_jobs_resume_from_their_checkpoints(cluster, tmp_path):
@@ -254,3 +259,21 @@ def test_two_sweep_processes_never_train_a_run_twice(cluster, tmp_path):
     for j in jobs:
         steps = [json.loads(l)["step"] for l in (out / "runs" / j["run"] / "log.jsonl").read_text().splitlines()]
         assert len(steps) == len(set(steps)) + 1  # every step once (the last twice: its train and val lines)
+
+
+def test_launcher_section_becomes_the_sbatch_script(tmp_path, monkeypatch):
+    """Every [launcher] key lands in the job script submitit writes (checked without a cluster)."""
+    from scalepredict.train import slurm
+    from scalepredict.train.context import SweepContext
+
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: f"/usr/bin/{name}")
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "slurm-ladder.toml"
+    cfg = load_config(str(example))
+    ex = slurm.executor(SweepContext(cfg, None, tmp_path, "cuda"))
+    text = ex._make_submission_file_text("python -m submitit.core._submit", "uid")
+    for line in ("--partition=gpu", "--time=240", "--cpus-per-task=8", "--gpus-per-node=1", "--mem=65536M",
+                 "--account=my-project", "--qos=normal", "--constraint=h100", "--exclusive", "--requeue",
+                 "--signal=USR2@300", "--job-name=scalepredict-slurm-ladder"):
+        assert f"#SBATCH {line}\n" in text, line
+    assert "module load cuda/12.4\nsource ~/venvs/scalepredict/bin/activate\n" in text
+    assert ex.parameters["array_parallelism"] == 16
