@@ -149,8 +149,8 @@ class _Group(click.Group):
             signum = getattr(e, "signum", signal.SIGINT)
             line = f"scalepredict: interrupted ({signal.Signals(signum).name})"
             if ctx.invoked_subcommand in ("sweep", "probe"):
-                line += ("; finished runs are kept and runs in progress saved a checkpoint: rerun the same command "
-                         "to resume")
+                line += ("; finished runs are kept and runs in progress saved a checkpoint (SLURM jobs go on): rerun "
+                         "the same command to resume")
             click.echo(line, err=True)
             ctx.exit(128 + signum)
 
@@ -569,7 +569,8 @@ def fit_passrate(table, model_col, problem_col, compute_col, params_col, tokens_
 @cli.command("fit-tasks")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--task-loss", required=True,
-              help="Step 1's column or logged metric: the loss (or bits per byte) the accuracy follows.")
+              help="Step 1's column or logged metric: the loss (or bits per byte) the accuracy follows. With a '*', "
+                   "each metric a '*' pattern matched follows its own loss: -m 'acc_*' --task-loss 'bpb_*'.")
 @click.option("--metric", "-m", "metrics", multiple=True, required=True,
               help="Accuracy or error column(s) or logged metric(s), fractions in [0, 1]; shell patterns allowed "
                    "('acc_*'). A name with 'err' in it is an error (lower is better).")
@@ -607,22 +608,24 @@ def fit_tasks_cmd(inputs, task_loss, metrics, average, chances, form, law, max_c
 
     INPUTS: run tables with the task loss and the metrics as columns, or logs (W&B history, TensorBoard, MLflow...)
     that log them."""
-    from .tasks import read_task_inputs, fit_tasks
+    from .tasks import fit_task_groups, read_task_inputs
 
-    table, values, explicit = read_task_inputs(
+    groups, explicit, missing = read_task_inputs(
         inputs, task_loss, metrics, fmt=fmt, columns={"compute": compute_col, "params": params_col,
                                                       "tokens": tokens_col, "run": run_col},
         params=params, tokens_per_step=tokens_per_step, run_meta=run_meta, name_pattern=name_pattern,
         compute_convention=compute_convention, average=average)
     if max_compute:
-        keep = table.compute <= max_compute
-        if not keep.any():
-            raise InputError(f"--max-compute {max_compute:g}: no run at or below it")
-        values = {k: v[keep] for k, v in values.items()}
-        table = table.subset(keep)
-    chance = _chances(chances, values)
-    tf = fit_tasks(table, values, task_loss, law=law, forms=(form,), chance=chance, n_boot=n_bootstrap, seed=seed,
-                   explicit=explicit)
+        kept = []
+        for name, table, values in groups:
+            keep = table.compute <= max_compute
+            if not keep.any():
+                raise InputError(f"--max-compute {max_compute:g}: no run at or below it")
+            kept.append((name, table.subset(keep), {k: v[keep] for k, v in values.items()}))
+        groups = kept
+    chance = _chances(chances, [m for _, _, values in groups for m in values])
+    tf = fit_task_groups(groups, law=law, forms=(form,), chance=chance, n_boot=n_bootstrap, seed=seed,
+                         explicit=explicit, left_out=missing)
     targets = _floats(target, "--target")
     preds = tf.predict(compute=targets) if targets else []
     if out:

@@ -196,7 +196,7 @@ class Fit:
     def sigmas(self, X, compute, level, center):
         """Log-space standard deviations (lower side, upper side) of a new run's loss, and their parts."""
         m = len(np.atleast_1d(compute))
-        boot_lp = None if self.bootstrap is None else self.law.log_predict(self.bootstrap, X)
+        boot_lp = None if self.bootstrap is None else self.law.log_predict(self._admitted(self.bootstrap), X)
         boot = intervals.bootstrap_term(boot_lp, center, level)
         delta = intervals.delta_term(self.gradient(X), self.covariance, level, self.dof)
         prof = None
@@ -214,6 +214,19 @@ class Fit:
         lo, hi = intervals.combine(parameter, noise, model)
         return lo, hi, {"bootstrap": None if boot is None else (boot[0] + boot[1]) / 2, "delta": delta,
                         "noise": noise, "model": model}
+
+    def _admitted(self, boot: np.ndarray) -> np.ndarray:
+        """The bootstrap refits whose floor the profile likelihood admits at its level (all of them where the floor
+        is identified, or where fewer than half would remain): a resample of a few runs can put the floor where the
+        whole data reject it, and such a refit would widen the interval with a law the data rule out."""
+        prof = self.profile
+        if not prof or "range" not in prof or prof.get("param") not in self.law.names or len(boot) == 0:
+            return boot
+        j = self.law.names.index(prof["param"])
+        lo, hi = prof["range"]
+        pad = 1e-9 + 0.02 * (hi - lo)
+        keep = (boot[:, j] >= lo - pad) & (boot[:, j] <= hi + pad)
+        return boot[keep] if keep.sum() >= max(10, len(boot) // 2) else boot
 
     def gradient(self, X):
         """d log L / d theta (natural units) at each target, by central differences; 0 for a parameter at a bound."""

@@ -311,12 +311,13 @@ def task_figure(tf, path, targets=None, metric: str | None = None, level: float 
     # step 1
     hi_c = max([float(np.max(m.compute)) * 2] + [t * 1.5 for t in targets])
     grid = np.geomspace(float(np.min(m.compute)) / 1.5, hi_c, 120)
-    band = tf.step1.predict(compute=grid, level=level)
+    step1 = tf.step1_of(m)
+    band = step1.predict(compute=grid, level=level)
     mid = np.array([p["loss"] for p in band])
     lo = np.array([p["lower"] or np.nan for p in band])
     hi = np.array([p["upper"] or np.nan for p in band])
     a1.fill_between(grid, lo, hi, color=LIGHT, alpha=0.8, lw=0, label=f"{level:.0%} interval")
-    a1.plot(grid, mid, color=INK, lw=1.3, label=f"step 1: {tf.step1.law.name} law")
+    a1.plot(grid, mid, color=INK, lw=1.3, label=f"step 1: {step1.law.name} law")
     a1.plot(m.compute, m.loss, "o", ms=4.5, color=ACCENT, mec="white", mew=0.5, label=f"runs ({len(m.runs)})")
     for i, p in enumerate(preds):
         a1.errorbar([p["compute"]], [p["task_loss"]], yerr=[[p["task_loss"] - p["task_loss_lower"]],
@@ -324,7 +325,7 @@ def task_figure(tf, path, targets=None, metric: str | None = None, level: float 
                     fmt="D", ms=5, color=INK, mfc="white", capsize=3, zorder=6, label="target" if i == 0 else None)
     a1.set_xscale("log")
     a1.set_xlabel("training compute (FLOPs)")
-    a1.set_ylabel(f"task loss ({tf.task_loss})")
+    a1.set_ylabel(f"task loss ({m.task_loss})")
     # step 2
     lo_l = min([float(np.min(m.loss))] + [p["task_loss_lower"] for p in preds])
     hi_l = float(np.max(m.loss))
@@ -347,7 +348,7 @@ def task_figure(tf, path, targets=None, metric: str | None = None, level: float 
         a1.plot([c], [loss], "s", ms=5, mfc="white", mec=ACCENT, mew=1.1, zorder=7, label=label)
         a2.plot([loss], [v], "s", ms=5, mfc="white", mec=ACCENT, mew=1.1, zorder=7, label=label)
     a1.legend(loc="upper right")
-    a2.set_xlabel(f"task loss ({tf.task_loss})")
+    a2.set_xlabel(f"task loss ({m.task_loss})")
     a2.set_ylabel(m.name + (" (error)" if m.kind == "error" else " (accuracy)"))
     a2.legend(loc="best")
     fig.suptitle(f"{m.name}: two-step prediction", fontsize=9, color=INK)

@@ -157,7 +157,8 @@ def capability_section(cap, targets, level, figdir: Path, stem: str) -> list[str
         L += ["", f"![The pass-rate law]({stem}-passrate.png)", ""]
     else:
         targets = targets or [float(np.max(cap.metrics[0].compute)) * k for k in (10, 100)]
-        L.append(f"Two steps: `{cap.task_loss}` by the {cap.step1.law.name} law, then each metric from that loss "
+        laws = ", ".join(f"`{k}` by the {v.law.name} law" for k, v in cap.steps1.items())
+        L.append(f"Two steps: {laws}, then each metric from its task loss "
                  f"(forms weighted by how well each predicts the runs of lowest loss when fitted on the others). "
                  f"The direct form (the metric against compute alone) is shown for comparison.")
         L += ["", f"| target compute (FLOPs) | metric | predicted task loss | two-step | {level:.0%} interval | "

@@ -92,9 +92,7 @@ def passrate_lines(fit, preds: list[dict], header: bool = True) -> list[str]:
 
 def task_lines(tf, preds: list[dict]) -> list[str]:
     """A task fit: step 1's law, each metric's step-2 forms with their weights, and the predictions."""
-    s1 = tf.step1
-    lines = [f"step 1: {tf.task_loss} by the {s1.law.name} law ({s1.n_points} points)"
-             if hasattr(s1, "n_points") else f"step 1: {tf.task_loss} by the {s1.law.name} law"]
+    lines = [f"step 1: {name} by the {s1.law.name} law ({s1.n_points} points)" for name, s1 in tf.steps1.items()]
     lines.append(f"step 2: {'metric':<36} {'runs':>4}  form (weight)")
     for m in tf.metrics:
         forms = ", ".join(f"{l.form} ({w:.2f}; residual {l.sigma:.3f})" for l, w in zip(m.links, m.weights))

@@ -265,6 +265,7 @@ class MetricFit:
     weights: list
     direct: Link | None
     scores: dict | None = None  # auto: each form's hold-out error
+    task_loss: str = "loss"  # the step-1 loss this metric follows
 
     @property
     def link(self) -> Link:
@@ -294,22 +295,22 @@ class MetricFit:
         return {"name": self.name, "kind": self.kind, "chance": self.chance, "runs": self.runs,
                 "loss": self.loss.tolist(), "compute": self.compute.tolist(), "accuracy": self.acc.tolist(),
                 "links": [l.to_dict() for l in self.links], "weights": list(map(float, self.weights)),
-                "direct": self.direct.to_dict() if self.direct else None, "scores": self.scores}
+                "direct": self.direct.to_dict() if self.direct else None, "scores": self.scores,
+                "task_loss": self.task_loss}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MetricFit":
         return cls(d["name"], d["kind"], d.get("chance"), list(d["runs"]), np.array(d["loss"], float),
                    np.array(d["compute"], float), np.array(d["accuracy"], float),
                    [Link.from_dict(l) for l in d["links"]], list(d["weights"]),
-                   Link.from_dict(d["direct"]) if d.get("direct") else None, d.get("scores"))
+                   Link.from_dict(d["direct"]) if d.get("direct") else None, d.get("scores"), d["task_loss"])
 
 
 @dataclass
 class TaskFit:
-    """Step 1 (a loss fit of the task loss) and, per metric, step 2 and the direct form."""
+    """Step 1 (a loss fit per task loss) and, per metric, step 2 and the direct form."""
 
-    step1: object  # fit.Fit or ensemble.Ensemble
-    task_loss: str
+    steps1: dict  # task loss name -> fit.Fit or ensemble.Ensemble
     metrics: list[MetricFit]
     warnings: list[str] = field(default_factory=list)
     left_out: list[dict] = field(default_factory=list)  # metrics not fitted, with the reason
@@ -317,40 +318,56 @@ class TaskFit:
 
     kind = "tasks"
 
-    def predict(self, compute=None, params=None, tokens=None, level: float = defaults.LEVEL) -> list[dict]:
-        """Per target and metric: the two-step prediction with its interval, the direct form's, and the task loss
-        step 1 predicts there."""
-        step1 = self.step1
+    @property
+    def step1(self):
+        """The first task loss's fit (the only one where every metric follows one loss)."""
+        return next(iter(self.steps1.values()))
+
+    @property
+    def task_loss(self) -> str:
+        return ", ".join(self.steps1)
+
+    def step1_of(self, m: MetricFit):
+        return self.steps1[m.task_loss]
+
+    @staticmethod
+    def _loss_predictions(step1, compute, params, tokens, level):
         by_compute = step1.law.inputs == ("compute",) and not hasattr(step1, "members")
         if params is not None and tokens is not None and by_compute:
             compute = step1.compute_6nd(params, tokens) if compute is None else compute
-            loss_preds = step1.predict(compute=compute, params=params, tokens=tokens, level=level)
-        elif params is not None and tokens is not None:
-            loss_preds = step1.predict(params=params, tokens=tokens, level=level)
-        else:
-            loss_preds = step1.predict(compute=compute, level=level)
+            return step1.predict(compute=compute, params=params, tokens=tokens, level=level)
+        if params is not None and tokens is not None:
+            return step1.predict(params=params, tokens=tokens, level=level)
+        return step1.predict(compute=compute, level=level)
+
+    def predict(self, compute=None, params=None, tokens=None, level: float = defaults.LEVEL) -> list[dict]:
+        """Per target and metric: the two-step prediction with its interval, the direct form's, and the task loss
+        step 1 predicts there."""
         from .intervals import z_of
 
+        by_loss = {name: self._loss_predictions(s1, compute, params, tokens, level) for name, s1 in
+                   self.steps1.items()}
         z = z_of(level)
         q_lo, q_hi = (1 - level) / 2, (1 + level) / 2
         out = []
-        for i, lp in enumerate(loss_preds):
+        n_targets = len(next(iter(by_loss.values())))
+        for i in range(n_targets):
             rng = np.random.default_rng([self.seed, i])
-            center = math.log(lp["loss"])
-            if lp["lower"] is not None and lp["upper"] is not None:
-                s_lo = (center - math.log(lp["lower"])) / z
-                s_hi = (math.log(lp["upper"]) - center) / z
-            else:
-                s_lo = s_hi = 0.0
             e = rng.standard_normal(N_DRAWS)
-            log_l = center + np.where(e < 0, e * s_lo, e * s_hi)
-            loss_draws = np.exp(log_l)
-            c = lp["compute"]
+            draws = {}
+            for name, lps in by_loss.items():  # one draw of the target's task losses, shared by their metrics
+                lp = lps[i]
+                center = math.log(lp["loss"])
+                s_lo = (center - math.log(lp["lower"])) / z if lp["lower"] is not None else 0.0
+                s_hi = (math.log(lp["upper"]) - center) / z if lp["upper"] is not None else 0.0
+                draws[name] = np.exp(center + np.where(e < 0, e * s_lo, e * s_hi))
             for mf in self.metrics:
-                two = mf.draws(loss_draws, rng)
+                lp = by_loss[mf.task_loss][i]
+                c = lp["compute"]
+                two = mf.draws(draws[mf.task_loss], rng)
                 row = {"metric": mf.name, "kind": mf.kind, "compute": c, "params": lp.get("params"),
-                       "tokens": lp.get("tokens"), "task_loss": lp["loss"], "task_loss_lower": lp["lower"],
-                       "task_loss_upper": lp["upper"], "level": level}
+                       "tokens": lp.get("tokens"), "task_loss_name": mf.task_loss, "task_loss": lp["loss"],
+                       "task_loss_lower": lp["lower"], "task_loss_upper": lp["upper"], "level": level}
                 val = float(mf.as_metric(mf.accuracy(np.array([lp["loss"]]))[0]))
                 lo, hi = (float(v) for v in mf.as_metric(np.quantile(two, [q_lo, q_hi])))
                 row.update({"value": val, "lower": min(lo, hi), "upper": max(lo, hi)})
@@ -367,7 +384,7 @@ class TaskFit:
         return out
 
     def to_dict(self) -> dict:
-        return {"format": 1, "kind": "tasks", "task_loss": self.task_loss, "step1": self.step1.to_dict(),
+        return {"format": 1, "kind": "tasks", "steps1": {k: v.to_dict() for k, v in self.steps1.items()},
                 "metrics": [m.to_dict() for m in self.metrics], "warnings": self.warnings,
                 "left_out": self.left_out, "seed": self.seed}
 
@@ -376,8 +393,9 @@ class TaskFit:
         from .fitfile import fit_from_dict
 
         try:
-            return cls(fit_from_dict(d["step1"], source), d["task_loss"], [MetricFit.from_dict(m) for m in d["metrics"]],
-                       list(d.get("warnings", [])), list(d.get("left_out", [])), int(d.get("seed", 0)))
+            return cls({k: fit_from_dict(v, source) for k, v in d["steps1"].items()},
+                       [MetricFit.from_dict(m) for m in d["metrics"]], list(d.get("warnings", [])),
+                       list(d.get("left_out", [])), int(d.get("seed", 0)))
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"{source}: not a valid task fit file ({type(e).__name__}: {e})") from None
 
@@ -398,41 +416,52 @@ def fit_tasks(table, metrics: dict, task_loss: str, law: str = "auto", forms=("a
     table, NaN where a run lacks it}), step 2 in the first of `forms` (and the direct form). A metric named
     explicitly (`explicit`) that cannot be fitted is an InputError; one a pattern matched is left out with the
     reason. `chance`: {metric: chance accuracy} or one number for all, in the metric's own sense."""
+    return fit_task_groups([(task_loss, table, metrics)], law, forms, chance, n_boot, seed, explicit, direct,
+                           **fit_kw)
+
+
+def fit_task_groups(groups, law: str = "auto", forms=("auto",), chance=None, n_boot: int = N_BOOT, seed: int = 0,
+                    explicit: set | None = None, direct: bool = True, left_out=None, **fit_kw) -> TaskFit:
+    """`fit_tasks` for several task losses: `groups` is [(task loss name, its run table, {metric: values})], each
+    metric following its group's loss (a task's accuracy and its own bits per byte, say)."""
     from .fit import fit_law
 
-    step1 = fit_law(table, law, seed=seed, **fit_kw)
     form = forms[0]
-    fitted, left_out = [], []
-    names = [str(n) for n in table.names]
-    for name, values in metrics.items():
-        kind = metric_kind(name)
-        y = np.asarray(values, float)
-        acc = 1.0 - y if kind == "error" else y
-        ch = chance.get(name) if isinstance(chance, dict) else chance
-        ch_acc = None if ch is None else (1.0 - ch if kind == "error" else ch)
-        ok = np.isfinite(acc) & np.isfinite(table.loss)
-        why = None
-        if ok.sum() < MIN_RUNS:
-            why = f"{int(ok.sum())} runs have it; step 2 needs at least {MIN_RUNS}"
-        else:
-            why = _flat(acc[ok], ch_acc)
-        if why:
-            if explicit and name in explicit:
-                raise InputError(f"{name}: {why}; nothing to fit")
-            left_out.append({"metric": name, "reason": why})
+    fitted, left_out, steps1 = [], list(left_out or []), {}
+    for task_loss, table, metrics in groups:
+        names = [str(n) for n in table.names]
+        todo = []
+        for name, values in metrics.items():
+            kind = metric_kind(name)
+            y = np.asarray(values, float)
+            acc = 1.0 - y if kind == "error" else y
+            ch = chance.get(name) if isinstance(chance, dict) else chance
+            ch_acc = None if ch is None else (1.0 - ch if kind == "error" else ch)
+            ok = np.isfinite(acc) & np.isfinite(table.loss)
+            why = f"{int(ok.sum())} runs have it; step 2 needs at least {MIN_RUNS}" if ok.sum() < MIN_RUNS \
+                else _flat(acc[ok], ch_acc)
+            if why:
+                if explicit and name in explicit:
+                    raise InputError(f"{name}: {why}; nothing to fit")
+                left_out.append({"metric": name, "reason": why})
+                continue
+            todo.append((name, kind, ch_acc, ok, acc))
+        if not todo:
             continue
-        x, a, c = table.loss[ok], acc[ok], table.compute[ok]
-        scores = form_scores(x, a, ch_acc) if form == "auto" else None
-        weights = form_weights(scores) if form == "auto" else {form: 1.0}
-        links = [fit_link(f, x, a, ch_acc if f != "exponential" else None, n_boot, seed) for f in weights]
-        dlink = fit_link("sigmoid", -np.log10(c), a, ch_acc, n_boot, seed, x_name="-log10(compute)") \
-            if direct else None
-        fitted.append(MetricFit(name, kind, ch_acc, [n for n, k in zip(names, ok) if k], x, c, a, links,
-                                list(weights.values()), dlink, scores))
+        steps1[task_loss] = fit_law(table, law, seed=seed, **fit_kw)
+        for name, kind, ch_acc, ok, acc in todo:
+            x, a, c = table.loss[ok], acc[ok], table.compute[ok]
+            scores = form_scores(x, a, ch_acc) if form == "auto" else None
+            weights = form_weights(scores) if form == "auto" else {form: 1.0}
+            links = [fit_link(f, x, a, ch_acc if f != "exponential" else None, n_boot, seed) for f in weights]
+            dlink = fit_link("sigmoid", -np.log10(c), a, ch_acc, n_boot, seed, x_name="-log10(compute)") \
+                if direct else None
+            fitted.append(MetricFit(name, kind, ch_acc, [n for n, k in zip(names, ok) if k], x, c, a, links,
+                                    list(weights.values()), dlink, scores, task_loss))
     if not fitted:
         raise InputError("no metric could be fitted: " + "; ".join(f"{d['metric']}: {d['reason']}" for d in left_out))
     warnings = [f"left out {d['metric']}: {d['reason']}" for d in left_out]
-    return TaskFit(step1, task_loss, fitted, warnings, left_out, seed)
+    return TaskFit(steps1, fitted, warnings, left_out, seed)
 
 
 # ---- reading the metrics --------------------------------------------------------------------------------------
@@ -498,35 +527,76 @@ def average_metric(values: dict, names) -> tuple[str, np.ndarray]:
     return f"{prefix}({len(names)} tasks)", mean
 
 
+def pair_task_losses(task_loss: str, patterns, names) -> dict:
+    """{metric: its task loss}. A task loss with a `*` pairs each metric a pattern matched with the loss named by the
+    pattern's `*` text: `-m 'acc_*' --task-loss 'bpb_*'` gives acc_hellaswag the loss bpb_hellaswag."""
+    if "*" not in task_loss:
+        return {n: task_loss for n in names}
+    out = {}
+    for n in names:
+        for pat in patterns:
+            if "*" in pat and fnmatch.fnmatchcase(n, pat):
+                rx = re.escape(pat).replace(r"\*", "(.*)", 1).replace(r"\*", ".*")
+                m = re.fullmatch(rx, n)
+                if m:
+                    out[n] = task_loss.replace("*", m.group(1), 1)
+                    break
+        else:
+            raise InputError(f"--task-loss {task_loss}: pairs with metrics a '*' pattern matched, and {n} was named "
+                             f"(give it its own --task-loss in another fit-tasks)")
+    return out
+
+
 def read_task_inputs(inputs, task_loss: str, patterns, fmt: str = "auto", columns: dict | None = None,
                      params=None, tokens_per_step=None, run_meta=None, name_pattern=None, compute_convention=None,
                      average: bool = False):
-    """The runs (their loss: the task loss) and each metric's per-run values, from run tables (columns) and logs
-    (logged metrics, joined to the runs by name). Returns (table, {metric: values}, names given literally)."""
+    """The runs and each metric's per-run values, grouped by the task loss each metric follows, from run tables
+    (columns) and logs (logged metrics, joined to the runs by name). Returns ([(task loss, table with that loss,
+    {metric: values})], the names given literally, the metrics left out for want of their task loss)."""
     from .ingest import compile_name_pattern, load_run_meta, load_table, read_logs, records_from_logs
+    from .runs import read_rows
 
     cols = {k: v for k, v in (columns or {}).items() if v}
-    table = load_table(inputs, fmt=fmt, columns={**cols, "loss": task_loss}, metric=task_loss, params=params,
-                       tokens_per_step=tokens_per_step, run_meta=run_meta, compute_convention=compute_convention,
-                       name_pattern=name_pattern)
-    available = set().union(*(set(r) for r in table.records)) - {"loss", "loss_column", "_where", "source"}
-    logs = [(p, k, c) for p, k, c in read_logs(inputs, fmt, None) if k != "runs"]
-    available |= {c.metric for _, _, curves in logs for c in curves}
+    read = read_logs(inputs, fmt, None)
+    available = set()
+    for path, kind, curves in read:
+        if kind == "runs":
+            _, rows = read_rows(path)
+            available |= set().union(*(set(r) for _, r in rows)) if rows else set()
+        else:
+            available |= {c.metric for c in curves}
     names, explicit = expand_metrics(patterns, available)
+    if average and "*" in task_loss:
+        raise InputError("--average follows one task loss: give --task-loss a name, not a pattern")
+    pairs = pair_task_losses(task_loss, patterns, names)
+    logs = [(p, k, c) for p, k, c in read if k != "runs"]
     log_values: dict = {}
     if logs:
         meta = load_run_meta(run_meta) if run_meta else None
         rx = compile_name_pattern(name_pattern) if name_pattern else None
         for name in names:
             for item in logs:
-                if not any(c.metric == name for c in item[2]):
-                    continue
-                for r in records_from_logs([item], name, params, tokens_per_step, 1, False, meta, rx):
-                    if "loss" in r:
-                        log_values.setdefault(name, {})[str(r["run"])] = r["loss"]
-    values = metric_values(table, names, log_values)
-    if average:
-        avg_name, avg = average_metric(values, names)
-        values[avg_name] = avg
-        explicit = set(explicit) | {avg_name}
-    return table, values, explicit
+                if any(c.metric == name for c in item[2]):
+                    for r in records_from_logs([item], name, params, tokens_per_step, 1, False, meta, rx):
+                        if "loss" in r:
+                            log_values.setdefault(name, {})[str(r["run"])] = r["loss"]
+    groups, left_out = [], []
+    for loss_name in dict.fromkeys(pairs.values()):
+        mine = [n for n in names if pairs[n] == loss_name]
+        if loss_name not in available:
+            for n in mine:
+                if n in explicit or "*" not in task_loss:
+                    raise InputError(f"--task-loss {loss_name}: no such column or metric (for {n}; have: "
+                                     f"{', '.join(sorted(available))})")
+                left_out.append({"metric": n, "reason": f"no task loss {loss_name} beside it"})
+            continue
+        table = load_table(inputs, fmt=fmt, columns={**cols, "loss": loss_name}, metric=loss_name, params=params,
+                           tokens_per_step=tokens_per_step, run_meta=run_meta, compute_convention=compute_convention,
+                           name_pattern=name_pattern)
+        values = metric_values(table, mine, log_values)
+        if average:
+            avg_name, avg = average_metric(values, mine)
+            values[avg_name] = avg
+            explicit = set(explicit) | {avg_name}
+        groups.append((loss_name, table, values))
+    return groups, explicit, left_out

@@ -275,3 +275,31 @@ def test_gadre_average_error_predicted_from_small_runs():
     errs = [p["value"] - y for p, y in zip(preds, truth)]
     assert np.mean(np.abs(errs)) < 0.04
     assert all(p["lower"] <= y <= p["upper"] for p, y in zip(preds, truth))
+
+
+def test_each_task_follows_its_own_bits_per_byte(tmp_path):
+    """OLMo-style ladders log each task's own loss (bits per byte of the correct answer) beside its accuracy:
+    `-m 'acc_*' --task-loss 'bpb_*'` pairs them, one step 1 per task."""
+    rows = []
+    for r in ladder(seed=2):
+        n, d = r["params"], r["tokens"]
+        hard = task_loss(n, d) + 0.3  # a second task: its loss 0.3 higher, the same link
+        rows.append({"run": r["run"], "params": n, "tokens": d, "bpb_easy": r["bpb"], "acc_easy": r["acc_task"],
+                     "bpb_hard": round(hard, 6), "acc_hard": round(float(accuracy(hard)), 6), "acc_orphan": 0.5})
+    p = tmp_path / "ladder.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "t.json"
+    r = CliRunner().invoke(cli, ["fit-tasks", str(p), "-m", "acc_*", "--task-loss", "bpb_*", "--chance", "0.25",
+                                 "--law", "chinchilla", "--form", "sigmoid1", "--bootstrap", "20", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "left out acc_orphan: no task loss bpb_orphan beside it" in r.stderr
+    saved = json.loads(out.read_text())
+    assert sorted(saved["steps1"]) == ["bpb_easy", "bpb_hard"]
+    assert {m["name"]: m["task_loss"] for m in saved["metrics"]} == {"acc_easy": "bpb_easy", "acc_hard": "bpb_hard"}
+    r = CliRunner().invoke(cli, ["predict", str(out), "--params", "1.3e9", "--tokens", "26e9", "--json"])
+    preds = {q["metric"]: q for q in json.loads(r.output)["predictions"]}
+    for name, shift in (("acc_easy", 0.0), ("acc_hard", 0.3)):
+        true_loss = task_loss(1.3e9, 26e9) + shift
+        assert preds[name]["task_loss_name"] == name.replace("acc", "bpb")
+        assert preds[name]["task_loss"] == pytest.approx(true_loss, rel=0.01)
+        assert abs(preds[name]["value"] - accuracy(true_loss)) < 0.02
