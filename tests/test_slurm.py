@@ -219,8 +219,19 @@ def test_cancelled_and_requeued_jobs_resume_from_their_checkpoints(cluster, tmp_
     _wait_for(lambda: job_of(spec.id) != job, 60, "the resubmitted job")
     job2 = job_of(spec.id)
     _wait_for(lambda: _logged(run_dir) >= stopped_at // 5 + 20, 120, "the resumed run to log 100 more steps")
+    # SIGUSR2, as SLURM sends it signal_delay_s before the time limit: checkpoint, then the job requeues itself
+    subprocess.run(["scancel", "--signal=USR2", job2], check=True)
+
+    def state():
+        return subprocess.run(["squeue", "-h", "-j", job2, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+    _wait_for(lambda: state() == "PENDING", 60, "the job to requeue itself")
+    at_usr2 = _logged(run_dir)
+    _wait_for(lambda: _logged(run_dir) >= at_usr2 + 20, 120, "the requeued job to resume")
+    # an external requeue (`scontrol requeue`, as after a pre-emption): SIGTERM, checkpoint, requeued, resumed
     subprocess.run(["scontrol", "requeue", job2], check=True)
     outp, err = proc.communicate(timeout=300)  # the test cluster starts a requeued job again after 11 s
+    log = Path(_lines(out / "slurm" / "jobs.jsonl")[-1]["log"]).read_text()
+    assert f"requeue {job2}: done" in log and log.count("checkpoint saved") == 2
     assert proc.returncode == 0, err
     rec = next(x for x in _lines(out / "runs.jsonl") if x["run"] == spec.id)
     assert rec["steps_done"] == spec.steps
