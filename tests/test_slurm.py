@@ -288,3 +288,41 @@ def test_launcher_section_becomes_the_sbatch_script(tmp_path, monkeypatch):
         assert f"#SBATCH {line}\n" in text, line
     assert "module load cuda/12.4\nsource ~/venvs/scalepredict/bin/activate\n" in text
     assert ex.parameters["array_parallelism"] == 16
+
+
+def test_a_failed_job_is_named_with_its_log_and_the_rest_are_kept(slurm_sweep, tmp_path):
+    cfg, done_out, _ = slurm_sweep
+    out = tmp_path / "sweep"
+    victim = min(plan(load_config(str(cfg))), key=lambda s: s.compute).id
+    (out / "runs").mkdir(parents=True)
+    shutil.copy(done_out / "sweep.json", out / "sweep.json")  # a sweep that has not trained anything yet
+    (out / "runs" / victim).write_text("not a folder")  # its job fails where it makes the run's folder
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg), "--out", str(out), "--device", "cpu"])
+    assert r.exit_code == 2 and "Traceback" not in r.stderr, r.output
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and "1 of 4 SLURM job(s) failed" in line
+    assert f"first {victim} (job " in line and "FileExistsError" in line and "_0_log.err" in line
+    assert sorted(x["run"] for x in _lines(out / "runs.jsonl")) == sorted(
+        s.id for s in plan(load_config(str(cfg))) if s.id != victim)  # the others are kept
+    st = json.loads(CliRunner().invoke(cli, ["status", str(out), "--json"]).output)
+    assert [x["run"] for x in st["runs"] if x["state"] == "failed"] == [victim]
+    (out / "runs" / victim).unlink()
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg), "--out", str(out), "--device", "cpu"])
+    assert r.exit_code == 0 and "submitted 1 job(s)" in r.output, r.output
+    assert len(_lines(out / "runs.jsonl")) == 4
+
+
+def test_no_slurm_commands_and_no_sweep_are_one_line(tmp_path, monkeypatch):
+    from scalepredict.train import slurm
+
+    cfg = _config(tmp_path / "tiny.toml")
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: None)  # a machine without the SLURM client commands
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg), "--out", str(tmp_path / "s"), "--device", "cpu"])
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        "scalepredict: error: sbatch: not found; --launcher slurm needs the SLURM client commands on this machine "
+        "(or use --launcher local)")
+    assert not (tmp_path / "s").exists()  # checked before anything is written
+    r = CliRunner().invoke(cli, ["status", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and r.stderr.strip() == (f"scalepredict: error: {tmp_path / 'nowhere'}: no sweep here (no "
+                                                     f"sweep.json); `scalepredict sweep --out {tmp_path / 'nowhere'}` "
+                                                     f"starts one")

@@ -299,7 +299,7 @@ def test_a_second_sweep_on_a_folder_in_use_is_refused_and_writes_nothing(tmp_pat
     import time
 
     cfg_path = tmp_path / "tiny.toml"
-    cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [6.4e10]")
+    cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [3.2e10]")
                         .replace("min_steps = 20\n", "min_steps = 20\nbracket = 0\n"))
     out = tmp_path / "sweep"
     cmd = ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1"]
@@ -443,7 +443,7 @@ def test_finished_runs_whose_records_never_reached_the_table_are_recovered_not_r
 def test_submitit_launcher_trains_every_run_once_in_local_jobs(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     cfg_path = tmp_path / "tiny.toml"
-    cfg_path.write_text(TINY.replace("sizes_per_budget = 3", "sizes_per_budget = 1"))
+    cfg_path.write_text(FOUR_BUDGETS.replace("sizes_per_budget = 3", "sizes_per_budget = 1"))
     out = tmp_path / "sweep"
     monkeypatch.setattr("scalepredict.train.launch.has_slurm", lambda: False)  # as on a machine without SLURM
     r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--launcher", "submitit",
@@ -591,7 +591,7 @@ def test_sweeps_without_a_terminal_say_how_far_the_runs_in_progress_are(tmp_path
 
     monkeypatch.setattr(launch, "PROGRESS_EVERY", 0.0)  # every chance, instead of every 5 minutes
     cfg_path = tmp_path / "tiny.toml"
-    cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [1.6e10, 3.2e10]")
+    cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [8e9, 1.6e10]")
                         .replace("min_steps = 20\n", "min_steps = 20\nbracket = 0\n"))
     r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(tmp_path / "s"), "--jobs", jobs])
     ids = {sp.id for sp in plan(load_config(str(cfg_path)))}  # two budgets train fast but are too few to fit

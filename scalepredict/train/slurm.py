@@ -147,14 +147,20 @@ def run_job(spec, cfg, out, device, threads):
 # ---- submitting and waiting -------------------------------------------------------------------------------------
 
 
+def require_commands() -> None:
+    """SchedulerError unless sbatch and squeue are on the PATH (checked before a sweep writes anything)."""
+    for cmd in ("sbatch", "squeue"):
+        if not shutil.which(cmd):
+            raise SchedulerError(f"{cmd}: not found; --launcher slurm needs the SLURM client commands on this "
+                                 f"machine (or use --launcher local)")
+
+
 def executor(ctx: SweepContext):
     """A submitit SlurmExecutor set from [launcher]."""
     import submitit
 
     lc, folder = ctx.cfg.launcher, ctx.out / "slurm"
-    if not shutil.which("sbatch"):
-        raise SchedulerError("sbatch: not found; --launcher slurm needs the SLURM client commands on this machine "
-                             "(or use --launcher local)")
+    require_commands()
     ex = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=3)
     gpus = lc.gpus_per_run if lc.gpus_per_run is not None else (1 if ctx.device == "cuda" else 0)
     params = dict(time=lc.time_min, cpus_per_task=lc.cpus_per_run, job_name=f"scalepredict-{ctx.cfg.name}",

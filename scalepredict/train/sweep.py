@@ -55,6 +55,12 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     if dry_run:
         print_plan(specs, cfg, corpus, device, echo, jobs)
         return None
+    if launcher == "slurm":  # before the folder is made: a machine without SLURM gets one line and no sweep folder
+        from .launch import _need_submitit
+        from .slurm import require_commands
+
+        _need_submitit(launcher)
+        require_commands()
     ctx = SweepContext(cfg, corpus, Path(out), device, echo, jobs, keep_state, launcher)
     with output_folder(ctx.out, "sweep.json", "sweep", echo, resume):
         meta = _open_sweep(ctx, specs)
