@@ -326,3 +326,22 @@ def test_no_slurm_commands_and_no_sweep_are_one_line(tmp_path, monkeypatch):
     assert r.exit_code == 2 and r.stderr.strip() == (f"scalepredict: error: {tmp_path / 'nowhere'}: no sweep here (no "
                                                      f"sweep.json); `scalepredict sweep --out {tmp_path / 'nowhere'}` "
                                                      f"starts one")
+
+
+def test_runs_on_the_nodes_gpus_are_planned_from_a_login_node_without_one(tmp_path):
+    from scalepredict.train.sweep import cluster_device
+
+    cfg = load_config(str(_config(tmp_path / "c.toml", extra="gpus_per_run = 1")))
+    assert cluster_device("auto", cfg) == "cuda" and cluster_device("cpu", cfg) == "cpu"
+    cfg0 = load_config(str(_config(tmp_path / "d.toml", extra="gpus_per_run = 0")))
+    assert cluster_device("auto", cfg0) == "cpu" and cluster_device("cuda", cfg0) == "cuda"
+    # --device cuda on this CPU-only machine: refused for a local sweep, planned for SLURM's nodes
+    cfg_path = tmp_path / "c.toml"
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--launcher", "local", "--device", "cuda",
+                                 "--dry-run"])
+    if not torch.cuda.is_available():
+        assert r.exit_code == 2 and "no CUDA device" in r.stderr
+        r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--device", "cuda", "--dry-run"])
+        assert r.exit_code == 0, r.output
+        assert "the runs train on cuda on the cluster's nodes; this machine has none" in r.output
+        assert "total " in r.output

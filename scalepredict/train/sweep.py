@@ -35,14 +35,20 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     from .data import load_corpus
     from .trainer import pick_device
 
-    device = pick_device(device if device != "auto" else cfg.train.device)
+    launcher = launcher or cfg.launcher.kind
+    wanted = device if device != "auto" else cfg.train.device
+    from .launch import has_slurm
+
+    if launcher == "slurm" or (launcher == "submitit" and has_slurm()):
+        device = cluster_device(wanted, cfg)  # the nodes' device: this (login) machine may have no GPU
+    else:
+        device = pick_device(wanted)
     if cfg.train.threads:
         import torch
 
         torch.set_num_threads(cfg.train.threads)
     corpus = load_corpus(cfg.data.__dict__)
     specs = plan(cfg, corpus.vocab_size)
-    launcher = launcher or cfg.launcher.kind
     if launcher not in ("local", "submitit", "slurm"):
         raise InputError(f"--launcher must be local, slurm or submitit, got {launcher!r}")
     if jobs == "auto":
@@ -53,7 +59,13 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
             raise InputError(f"--jobs {jobs}: this machine shows {len(gpus)} GPU(s) (CUDA_VISIBLE_DEVICES="
                              f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); one run trains per GPU")
     if dry_run:
-        print_plan(specs, cfg, corpus, device, echo, jobs)
+        import torch
+
+        here = device if device == "cpu" or torch.cuda.is_available() else "cpu"
+        if here != device:
+            echo(f"the runs train on {device} on the cluster's nodes; this machine has none, so the times below are "
+                 f"this machine's CPU and far longer than the nodes' will be")
+        print_plan(specs, cfg, corpus, here, echo, jobs)
         return None
     if launcher == "slurm":  # before the folder is made: a machine without SLURM gets one line and no sweep folder
         from .launch import _need_submitit
@@ -66,6 +78,20 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         meta = _open_sweep(ctx, specs)
         _train_all(ctx, specs, meta)
     return finish_sweep(cfg, ctx.out, echo) if finish else None
+
+
+def cluster_device(name: str, cfg: Config) -> str:
+    """The device of runs that train on a cluster's nodes: cuda where asked for ([train] device, --device) or where
+    [launcher] gpus_per_run asks for GPUs; with auto and no GPUs asked for, what this machine has."""
+    if name in ("cuda", "cpu"):
+        return name
+    if cfg.launcher.gpus_per_run:
+        return "cuda"
+    if cfg.launcher.gpus_per_run == 0:
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _open_sweep(ctx: SweepContext, specs) -> dict:
@@ -91,7 +117,8 @@ def _open_sweep(ctx: SweepContext, specs) -> dict:
         meta = {"config": cfg.as_dict(), "config_file": cfg.source, "config_digest": cfg.digest(),
                 "data": corpus.as_dict(), "versions": {"scalepredict": __version__, "torch": torch.__version__,
                                                        "python": platform.python_version(), "numpy": np.__version__},
-                "device": ctx.device if ctx.device == "cpu" else torch.cuda.get_device_name(),
+                "device": ctx.device if ctx.device == "cpu" or not torch.cuda.is_available()
+                else torch.cuda.get_device_name(),
                 "host": platform.node(), "started": _now(),
                 "plan": [s.as_dict() for s in specs]}
     atomic_write_json(meta_path, meta)
