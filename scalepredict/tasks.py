@@ -34,7 +34,8 @@ from . import defaults
 from .errors import InputError
 
 FORMS = ("auto", "sigmoid", "sigmoid1", "exponential")
-HOLDOUT = 0.3  # auto: each form is fitted on the runs of highest loss and scored on this share of lowest loss
+HOLDOUTS = (0.15, 0.3, 0.5)  # auto: each form is fitted on the runs of highest loss and scored on these shares of
+# lowest loss (averaged)
 N_BOOT = 200
 N_DRAWS = 4000
 MIN_RUNS = 5
@@ -204,24 +205,28 @@ def fit_link(form: str, x, y, chance=None, n_boot: int = N_BOOT, seed: int = 0, 
 
 
 def form_scores(x, y, chance=None, forms=("sigmoid", "sigmoid1", "exponential")) -> dict:
-    """Each form's mean absolute error on the runs of lowest loss (the HOLDOUT share, at least 2) when fitted on the
-    rest: step 2 extrapolates toward lower loss, and this is that extrapolation on the runs at hand (None where a
-    form could not be fitted)."""
+    """Each form's mean absolute error on the runs of lowest loss when fitted on the rest, averaged over several
+    depths of that hold-out (HOLDOUTS: the lowest 15%, 30% and 50% of the losses, at least 2 runs): step 2
+    extrapolates toward lower loss, and this is that extrapolation on the runs at hand. One depth alone gives noisy
+    scores (a few runs decide them); the average is steadier. None where a form could not be fitted at every depth."""
     order = np.argsort(x)
-    n_out = max(2, int(round(HOLDOUT * len(x))))
-    held, kept = order[:n_out], order[n_out:]
-    scores = {}
-    for form in forms:
-        if len(kept) < len(PARAM_NAMES[form]) + 1:
-            scores[form] = None
-            continue
-        try:
-            p = _solve(form, x[kept], y[kept], chance if form != "exponential" else None)
-        except InputError:
-            scores[form] = None
-            continue
-        scores[form] = float(np.mean(np.abs(link_value(form, x[held], p) - y[held])))
-    return scores
+    per = {form: [] for form in forms}
+    for share in HOLDOUTS:
+        n_out = max(2, int(round(share * len(x))))
+        held, kept = order[:n_out], order[n_out:]
+        for form in forms:
+            if per[form] is None:
+                continue
+            if len(kept) < len(PARAM_NAMES[form]) + 1:
+                per[form] = None
+                continue
+            try:
+                p = _solve(form, x[kept], y[kept], chance if form != "exponential" else None)
+            except InputError:
+                per[form] = None
+                continue
+            per[form].append(float(np.mean(np.abs(link_value(form, x[held], p) - y[held]))))
+    return {form: (float(np.mean(v)) if v else None) for form, v in per.items()}
 
 
 def form_weights(scores: dict) -> dict:
