@@ -138,10 +138,12 @@ def status_lines(st: dict) -> list[str]:
     for r in st["runs"]:
         steps = f"{r['steps_done']:,}/{r['steps']:,}"
         loss = f"{r['loss']:.4f}" if isinstance(r["loss"], (int, float)) else "-"
-        line = f"{r['run']:<22} {num(r['budget']) if r['budget'] else '-':>10} {num(r['params']):>10} " \
+        params = f"{int(r['params']):,}" if isinstance(r["params"], (int, float)) else "-"
+        line = f"{r['run']:<22} {num(r['budget']) if r['budget'] else '-':>10} {params:>10} " \
                f"{r['state']:<9} {steps:>15} {loss:>8}"
         if slurm and r["job"]:
-            line += f"  {r['job']} ({(r['job_state'] or 'gone').lower()})"
+            known = r["job_state"] or ("ended" if r["state"] in ("finished", "diverged") else "unknown to SLURM now")
+            line += f"  {r['job']} ({known.lower()})"
         if r["state"] == "failed" and r.get("log"):
             line += f"  log {r['log']}"
         if r.get("note"):
