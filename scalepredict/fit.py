@@ -216,14 +216,15 @@ class Fit:
                         "noise": noise, "model": model}
 
     def _admitted(self, boot: np.ndarray) -> np.ndarray:
-        """The bootstrap refits whose floor the profile likelihood admits at its level (all of them where the floor
-        is identified, or where fewer than half would remain): a resample of a few runs can put the floor where the
-        whole data reject it, and such a refit would widen the interval with a law the data rule out."""
+        """The bootstrap refits whose floor the profile likelihood admits at uncertainty.ADMIT_LEVEL (99%; all of
+        them where the floor is identified, or where fewer than half would remain): a resample of a few runs can put
+        the floor where the whole data reject it, and such a refit would widen the interval with a law the data rule
+        out. At the intervals' own 90% the simulated sweeps' coverage fell to 85%; at 99% it is 88% (was 94%)."""
         prof = self.profile
         if not prof or "range" not in prof or prof.get("param") not in self.law.names or len(boot) == 0:
             return boot
         j = self.law.names.index(prof["param"])
-        lo, hi = prof["range"]
+        lo, hi = prof.get("admit_range", prof["range"])
         pad = 1e-9 + 0.02 * (hi - lo)
         keep = (boot[:, j] >= lo - pad) & (boot[:, j] <= hi + pad)
         return boot[keep] if keep.sum() >= max(10, len(boot) // 2) else boot

@@ -14,6 +14,7 @@ from .solver import solve_batch
 
 FLOOR_NAMES = ("c", "E")  # the irreducible loss of the compute and chinchilla laws
 PROFILE_LEVEL = 0.9
+ADMIT_LEVEL = 0.99  # bootstrap refits whose floor this profile range rejects are left out of the intervals
 
 
 def floor_profile(law: Law, X, logL, u_best, residuals, delta, level: float = PROFILE_LEVEL, n_grid: int = 32):
@@ -45,8 +46,11 @@ def floor_profile(law: Law, X, logL, u_best, residuals, delta, level: float = PR
     if not ok.any():
         return None
     thetas = law.to_natural(u[ok])
+    # a wider range, at ADMIT_LEVEL: the bootstrap refits whose floor lies outside it are left out of the intervals
+    wide = np.isfinite(rss) & (n * np.log(np.maximum(rss, 1e-300) / rss_best) <= intervals.z_of(ADMIT_LEVEL) ** 2)
     return {"param": law.params[j].name, "range": [float(grid[ok].min()), float(grid[ok].max())], "level": level,
-            "thetas": thetas.tolist()}
+            "thetas": thetas.tolist(), "admit_range": [float(grid[wide].min()), float(grid[wide].max())],
+            "admit_level": ADMIT_LEVEL}
 
 
 def floor_warnings(law, values, samples, at_bound) -> list[str]:

@@ -193,3 +193,24 @@ def test_an_unidentified_floor_is_said():
     assert not any("not identified" in w or "not pinned down" in w for w in well.warnings)
     short = fit_law(table(synthetic_compute_runs(n=8, lo=1e17, hi=3e17, noise=0.01)), "compute", n_bootstrap=300)
     assert any("the floor c is not identified" in w for w in short.warnings)  # by its profile likelihood
+
+
+def test_bootstrap_refits_with_a_floor_the_profile_rejects_are_left_out():
+    """Five budgets over 16x with the floor unidentified: a resample can put c anywhere. The refits whose c lies
+    outside the profile likelihood's 99% range are left out of the bootstrap term (at least half are kept), so the
+    interval is no wider than the laws the data admit, and still covers the truth 30x beyond."""
+    runs = synthetic_compute_runs(n=5, lo=1e18, hi=1.6e19, noise=0.01, seed=7)
+    f = fit_law(table(runs), "compute", n_bootstrap=400, seed=1)
+    assert any("the floor c is not identified" in w for w in f.warnings)
+    lo_c, hi_c = f.profile["admit_range"]
+    assert lo_c <= f.profile["range"][0] and f.profile["range"][1] <= hi_c  # wider than the 90% range
+    kept = f._admitted(f.bootstrap)
+    j = f.law.names.index("c")
+    pad = 1e-9 + 0.02 * (hi_c - lo_c)
+    assert len(kept) >= len(f.bootstrap) // 2
+    assert np.all((kept[:, j] >= lo_c - pad) & (kept[:, j] <= hi_c + pad))
+    outside = np.sum((f.bootstrap[:, j] < lo_c - pad) | (f.bootstrap[:, j] > hi_c + pad))
+    assert outside > 0 and len(kept) == len(f.bootstrap) - outside
+    (p,) = f.predict(compute=[4.8e20])
+    truth = 300.0 * 4.8e20 ** -0.12 + 1.6
+    assert p["lower"] <= truth <= p["upper"]
