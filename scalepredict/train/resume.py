@@ -46,19 +46,23 @@ def drop_torn_tail(runs_path: Path) -> bool:
     return True
 
 
+def read_record(out: Path, run_id: str) -> dict | None:
+    """The record a finished run left in its folder (runs/<id>/record.json), or None where there is none, or a torn
+    or foreign one (the run is then trained again)."""
+    try:
+        rec = json.loads((Path(out) / "runs" / run_id / "record.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("run") == run_id else None
+
+
 def recover_finished(specs, done: dict, out: Path, runs_path: Path, echo=None) -> int:
     """Append to runs.jsonl (and to `done`) the planned runs that finished, writing runs/<id>/record.json, but whose
     record never reached runs.jsonl (the sweep process died first); say how many through `echo`. Returns how many."""
     n = 0
     for s in specs:
-        path = out / "runs" / s.id / "record.json"
-        if s.id in done or not path.exists():
-            continue
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # a torn file: the run is trained again
-        if rec.get("run") == s.id:
+        rec = None if s.id in done else read_record(out, s.id)
+        if rec is not None:
             append_line(runs_path, json.dumps(rec))
             done[s.id] = rec
             n += 1

@@ -34,6 +34,7 @@ from ..errors import InputError
 from ..files import append_line
 from .context import SweepContext
 from .progress import run_line
+from .resume import read_record
 
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING", "RESIZING",
           "SUSPENDED", "SIGNALING", "STAGE_OUT", "PREEMPTED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
@@ -202,15 +203,6 @@ def _submit(ex, todo, ctx: SweepContext, threads: int):
     return rows
 
 
-def _record(out: Path, spec) -> dict | None:
-    path = Path(out) / "runs" / spec.id / "record.json"
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return rec if rec.get("run") == spec.id else None
-
-
 def _why_failed(row: dict, state: str | None) -> str:
     """A failed job in words: its exception's last line where submitit wrote one, else its state."""
     log = Path(row["log"])
@@ -261,7 +253,7 @@ def launch(pending, ctx: SweepContext):
 
     while waiting:
         for rid in list(waiting):
-            rec = _record(ctx.out, specs[rid])
+            rec = read_record(ctx.out, rid)
             if rec is not None:
                 append_line(ctx.runs_path, json.dumps(rec))
                 finished += 1
@@ -280,7 +272,7 @@ def launch(pending, ctx: SweepContext):
             gone[rid] = gone.get(rid, 0) + 1
             if gone[rid] < 2:
                 continue
-            if (rec := _record(ctx.out, specs[rid])) is not None:
+            if read_record(ctx.out, rid) is not None:
                 continue  # picked up on the next pass
             why = _why_failed(row, state)
             failed.append(f"{rid} (job {row['job']}: {why}; log {row['log']})")

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import LOCK_NAME
 from .progress import steps_logged
-from .resume import read_finished
+from .resume import read_finished, read_record
 
 STATES = ("finished", "diverged", "running", "queued", "stopped", "failed", "planned")
 RUNNING_IF_LOGGED_WITHIN = 300.0  # seconds: a local run whose log grew this recently, in a held folder, is running
@@ -84,13 +84,7 @@ def sweep_status(out: Path) -> dict:
         row = {"run": rid, "budget": p.get("budget"), "compute": p.get("compute"), "params": p.get("params"),
                "tokens": p.get("tokens"), "steps": steps, "steps_done": 0, "loss": None,
                "job": job["job"] if job else None, "job_state": job_state, "log": job["log"] if job else None}
-        rec = done.get(rid)
-        if rec is None and (run_dir / "record.json").exists():
-            try:
-                rec = json.loads((run_dir / "record.json").read_text())
-                rec = rec if rec.get("run") == rid else None
-            except (OSError, json.JSONDecodeError):
-                rec = None
+        rec = done.get(rid) or read_record(out, rid)
         if rec is not None:
             row["state"] = "finished" if rec.get("status", "ok") == "ok" else "diverged"
             row["steps_done"] = rec.get("steps_done", steps)
