@@ -44,8 +44,7 @@ def visible_gpus(env: str | None = None, count: int | None = None) -> list[str]:
     out = []
     for part in value.split(","):
         part = part.strip()
-        if not part or part.startswith("-") or (part.isdigit() is False and not part.upper().startswith(("GPU-",
-                                                                                                           "MIG-"))):
+        if not (part.isdigit() or part.upper().startswith(("GPU-", "MIG-"))):  # '', -1 or a bad entry
             break
         out.append(part)
     return out
@@ -79,7 +78,7 @@ def train_specs(todo, known, ctx: SweepContext):
         return
     from .trainer import stop_at_step_boundary
 
-    if ctx.launcher == "slurm" or (ctx.launcher == "submitit" and has_slurm()):
+    if on_slurm(ctx.launcher):
         _need_submitit(ctx.launcher)
         from . import slurm
 
@@ -304,6 +303,11 @@ def has_slurm() -> bool:
     import shutil
 
     return shutil.which("sbatch") is not None
+
+
+def on_slurm(launcher: str) -> bool:
+    """Whether `launcher` trains the runs as SLURM jobs: slurm always, submitit where this machine has SLURM."""
+    return launcher == "slurm" or (launcher == "submitit" and has_slurm())
 
 
 def _need_submitit(launcher: str) -> None:

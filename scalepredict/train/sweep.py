@@ -20,7 +20,7 @@ from ..files import atomic_write_json, output_folder
 from ..plan import bracket_next, plan
 from .context import SweepContext
 from .dryrun import print_plan, repetition_warning
-from .launch import auto_jobs, train_specs, visible_gpus
+from .launch import _need_submitit, auto_jobs, on_slurm, train_specs, visible_gpus
 from .resume import drop_torn_tail, read_finished, recover_finished
 
 
@@ -37,9 +37,7 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
 
     launcher = launcher or cfg.launcher.kind
     wanted = device if device != "auto" else cfg.train.device
-    from .launch import has_slurm
-
-    if launcher == "slurm" or (launcher == "submitit" and has_slurm()):
+    if on_slurm(launcher):
         device = cluster_device(wanted, cfg)  # the nodes' device: this (login) machine may have no GPU
     else:
         device = pick_device(wanted)
@@ -68,7 +66,6 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
         print_plan(specs, cfg, corpus, here, echo, jobs)
         return None
     if launcher == "slurm":  # before the folder is made: a machine without SLURM gets one line and no sweep folder
-        from .launch import _need_submitit
         from .slurm import require_commands
 
         _need_submitit(launcher)
