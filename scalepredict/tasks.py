@@ -562,7 +562,8 @@ def read_task_inputs(inputs, task_loss: str, patterns, fmt: str = "auto", column
     from .runs import read_rows
 
     cols = {k: v for k, v in (columns or {}).items() if v}
-    read = read_logs(inputs, fmt, None)
+    read = read_logs(inputs, fmt, None)  # once: every task loss's table below is built from it
+    meta = load_run_meta(run_meta) if run_meta else None
     available = set()
     for path, kind, curves in read:
         if kind == "runs":
@@ -577,7 +578,6 @@ def read_task_inputs(inputs, task_loss: str, patterns, fmt: str = "auto", column
     logs = [(p, k, c) for p, k, c in read if k != "runs"]
     log_values: dict = {}
     if logs:
-        meta = load_run_meta(run_meta) if run_meta else None
         rx = compile_name_pattern(name_pattern) if name_pattern else None
         for name in names:
             for item in logs:
@@ -596,8 +596,8 @@ def read_task_inputs(inputs, task_loss: str, patterns, fmt: str = "auto", column
                 left_out.append({"metric": n, "reason": f"no task loss {loss_name} beside it"})
             continue
         table = load_table(inputs, fmt=fmt, columns={**cols, "loss": loss_name}, metric=loss_name, params=params,
-                           tokens_per_step=tokens_per_step, run_meta=run_meta, compute_convention=compute_convention,
-                           name_pattern=name_pattern)
+                           tokens_per_step=tokens_per_step, run_meta=meta, compute_convention=compute_convention,
+                           name_pattern=name_pattern, read=read)
         values = metric_values(table, mine, log_values)
         if average:
             avg_name, avg = average_metric(values, mine)

@@ -315,11 +315,13 @@ def records_from_logs(read, metric=None, params=None, tokens_per_step=None, last
 def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermediate: bool = False,
                metric: str | None = None, params: float | None = None, tokens_per_step: float | None = None,
                pattern: str | None = None, last_k: int = 1, run_meta=None,
-               compute_convention: str | None = None, name_pattern: str | None = None) -> RunTable:
-    """A run table from run tables and/or training logs (each log gives one row per run and metric)."""
+               compute_convention: str | None = None, name_pattern: str | None = None, read=None) -> RunTable:
+    """A run table from run tables and/or training logs (each log gives one row per run and metric). `read`: the
+    inputs as `read_logs` returned them, where the caller has read them already (one read for several tables)."""
     if isinstance(run_meta, (str, Path)):
         run_meta = load_run_meta(run_meta)
-    read = read_logs(inputs, fmt, pattern)
+    if read is None:
+        read = read_logs(inputs, fmt, pattern)
     tables = [path for path, kind, _ in read if kind == "runs"]
     records, excluded = [], []
     if tables:
