@@ -295,9 +295,11 @@ def predict(fit_file, compute, n, d, at, level, as_json):
     from .fitfile import load_fit
     from .runs import CONVENTIONS
 
-    from .passrate import load_capability_file
+    from .fitfile import load_capability_file
 
     compute, n, d = _floats(compute, "--compute"), _floats(n, "--params"), _floats(d, "--tokens")
+    if len(n) != len(d):  # every kind of fit reads them as pairs
+        raise InputError(f"--params and --tokens: give as many of each ({len(n)} vs {len(d)})")
     cap = load_capability_file(fit_file)
     if cap is not None:
         if at:
@@ -315,9 +317,7 @@ def predict(fit_file, compute, n, d, at, level, as_json):
         preds += fit.predict(compute=t.compute, params=t.params, tokens=t.tokens, level=level)
         for p, name, loss in zip(preds, t.names, t.loss):
             p["run"], p["actual"] = name, float(loss)
-    if n or d:
-        if len(n) != len(d):
-            raise InputError(f"--params and --tokens: give as many of each ({len(n)} vs {len(d)})")
+    if n:
         if by_compute:
             preds += fit.predict(compute=fit.compute_6nd(n, d), params=n, tokens=d, level=level)
         else:
@@ -472,7 +472,7 @@ def plot(inputs, target, held_out, level, out, **kw):
     from .fit import fit_law
     from .fitfile import file_digest, fit_from_dict, is_fit_file
     from .frontier import frontier
-    from .passrate import load_capability_file
+    from .fitfile import load_capability_file
     from .plots import passrate_figure, prediction_figure, task_figure
 
     cap = load_capability_file(inputs[0]) if len(inputs) == 1 else None
@@ -673,8 +673,7 @@ def _chances(values, metrics) -> dict | float | None:
 
 def _predict_capability(fit, compute, n, d, level, as_json):
     if fit.kind == "passrate":
-        if n or d:
-            compute = list(compute) + [6.0 * a * b for a, b in zip(n, d)]
+        compute = list(compute) + [6.0 * a * b for a, b in zip(n, d)]
         if not compute:
             raise InputError("nothing to predict: give --compute (or --params with --tokens)")
         preds = fit.predict(compute, level=level)
@@ -687,9 +686,7 @@ def _predict_capability(fit, compute, n, d, level, as_json):
             click.echo(line)
         return
     preds = []
-    if n or d:
-        if len(n) != len(d):
-            raise InputError(f"--params and --tokens: give as many of each ({len(n)} vs {len(d)})")
+    if n:
         preds += fit.predict(params=np.asarray(n), tokens=np.asarray(d), level=level)
     if compute:
         preds += fit.predict(compute=np.asarray(compute), level=level)

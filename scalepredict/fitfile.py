@@ -129,14 +129,35 @@ def load_fit(path) -> Fit:
     return fit_from_dict(obj, str(path))
 
 
-def is_fit_file(path: Path) -> dict | None:
-    """The parsed fit file, or None where `path` is not one: a fit file is one JSON object with `format` and `law`
-    (a run table's rows have `loss`, never `law`)."""
+def _json_object(path) -> dict | None:
+    """The file as one JSON object, or None where it is not one (or cannot be read)."""
     try:
         obj = json.loads(Path(path).read_bytes())
     except (OSError, ValueError):
         return None
-    return obj if isinstance(obj, dict) and "format" in obj and "law" in obj and "loss" not in obj else None
+    return obj if isinstance(obj, dict) else None
+
+
+def is_fit_file(path: Path) -> dict | None:
+    """The parsed fit file, or None where `path` is not one: a fit file is one JSON object with `format` and `law`
+    (a run table's rows have `loss`, never `law`)."""
+    obj = _json_object(path)
+    return obj if obj is not None and "format" in obj and "law" in obj and "loss" not in obj else None
+
+
+def load_capability_file(path):
+    """A capability fit (fit-passrate's or fit-tasks' file, told apart by its `kind`), or None where the file is
+    another kind."""
+    obj = _json_object(path)
+    if obj is None or obj.get("kind") not in ("passrate", "tasks"):
+        return None
+    if obj["kind"] == "passrate":
+        from .passrate import PassRateFit
+
+        return PassRateFit.from_dict(obj, str(path))
+    from .tasks import TaskFit
+
+    return TaskFit.from_dict(obj, str(path))
 
 
 def file_digest(path) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -266,19 +265,3 @@ def fit_pass_rate(table: PassTable, n_boot: int = N_BOOT, seed: int = 0, max_com
                        _problem_alpha(r, c, k), np.array(pboot).reshape(-1, n_p), table.source, table.convention,
                        warnings, seed)
 
-
-def load_capability_file(path):
-    """A fit file of a capability (pass-rate or task fit), or None where the file is another kind."""
-    import json
-
-    try:
-        obj = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(obj, dict) or obj.get("kind") not in ("passrate", "tasks"):
-        return None
-    if obj["kind"] == "passrate":
-        return PassRateFit.from_dict(obj, str(path))
-    from .tasks import TaskFit
-
-    return TaskFit.from_dict(obj, str(path))

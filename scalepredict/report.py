@@ -178,7 +178,7 @@ def capability_section(cap, targets, level, figdir: Path, stem: str) -> list[str
 
 
 def write_report(source, out, targets=None, html: bool = False, level: float = defaults.LEVEL) -> Path:
-    from .passrate import load_capability_file
+    from .fitfile import load_capability_file
 
     out = Path(out)
     if not out.parent.exists():

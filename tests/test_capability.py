@@ -113,6 +113,8 @@ def test_pass_rate_cli_fit_predict_plot_report(tmp_path):
     (p,) = json.loads(r.output)["predictions"]
     assert p["lower"] < p["metric"] < p["upper"] and 0 < p["mean_pass_rate"] < 1
     assert p["metric"] == pytest.approx(alphas.mean() * 1e22 ** -0.12, rel=0.05)
+    r = CliRunner().invoke(cli, ["predict", str(out), "--params", "1e9,2e9", "--tokens", "2e10"])
+    assert r.exit_code == 2 and "--params and --tokens: give as many of each (2 vs 1)" in r.stderr
     r = CliRunner().invoke(cli, ["plot", str(out), "-t", "1e22", "-o", str(tmp_path / "p.png")])
     assert r.exit_code == 0 and (tmp_path / "p.png").stat().st_size > 10_000
     r = CliRunner().invoke(cli, ["report", str(out), "-o", str(tmp_path / "r.md"), "-t", "1e22"])
