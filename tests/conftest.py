@@ -9,6 +9,33 @@ import pytest
 SHARED = Path(os.environ.get("SCALEPREDICT_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
+# a tiny sweep config: byte-level models of a few thousand parameters on a synthetic corpus, 5 budgets over 16x,
+# about a minute on 2 cores (tests/test_sweep.py; tests/test_slurm.py derives its SLURM variant)
+TINY = """
+name = "tiny"
+[data]
+source = "synthetic"
+size = 200000
+val_tokens = 2048
+[model]
+seq_len = 32
+aspect = 16
+head_dim = 8
+[sweep]
+budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]
+sizes_per_budget = 3
+tokens_per_param = 20
+repeats = 1
+min_steps = 20
+targets = [3.2e11]
+[train]
+batch_size = 8
+lr = 1e-2
+lr_ref_params = 1e4
+log_interval = 5
+"""
+
+
 def shared_file(rel: str) -> Path:
     """A file from ../shared/data, or a clean skip where that folder is absent (a user's fresh clone). CI sets
     SCALEPREDICT_REQUIRE_SHARED=1 where the folder is there: a missing file then fails the test instead of skipping

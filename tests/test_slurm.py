@@ -27,37 +27,17 @@ from scalepredict.plan import plan  # noqa: E402
 from scalepredict.train.data import load_corpus  # noqa: E402
 from scalepredict.train.trainer import train_run  # noqa: E402
 
-CONFIG = """
-name = "slurm-tiny"
-[data]
-source = "synthetic"
-size = 200000
-val_tokens = 2048
-[model]
-seq_len = 32
-aspect = 16
-head_dim = 8
-[sweep]
-budgets = BUDGETS
-sizes_per_budget = 1
-tokens_per_param = 20
-repeats = 0
-min_steps = 20
-bracket = 0
-targets = [3.2e11]
-[train]
-batch_size = 8
-lr = 1e-2
-lr_ref_params = 1e4
-log_interval = 5
-threads = 1
-[launcher]
-kind = "slurm"
-cpus_per_run = 1
-time_min = 10
-poll_seconds = 1
-EXTRA
-"""
+from .conftest import TINY  # noqa: E402
+
+# the tiny ladder as SLURM jobs: one size per budget, no repeats or bracketing, one thread per run (bit-reproducible
+# losses), one CPU per job, the queue looked at every second
+CONFIG = (TINY.replace('name = "tiny"', 'name = "slurm-tiny"')
+          .replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = BUDGETS")
+          .replace("sizes_per_budget = 3", "sizes_per_budget = 1").replace("repeats = 1", "repeats = 0")
+          .replace("min_steps = 20\n", "min_steps = 20\nbracket = 0\n")
+          .replace("log_interval = 5\n", "log_interval = 5\nthreads = 1\n")
+          + '[launcher]\nkind = "slurm"\ncpus_per_run = 1\ntime_min = 10\npoll_seconds = 1\nEXTRA\n')
+
 SMALL = "[2e9, 4e9, 8e9, 1.6e10]"  # four runs of about a second each
 LONG = "[2e9, 4e9, 6e10]"  # the last run trains ~5 s: long enough to stop it mid-way
 

@@ -18,29 +18,9 @@ from scalepredict.train.data import synthetic_corpus, token_corpus  # noqa: E402
 from scalepredict.train.model import GPT  # noqa: E402
 from scalepredict.train.trainer import Stopped, stop_at_step_boundary, train_run  # noqa: E402
 
-TINY = """
-name = "tiny"
-[data]
-source = "synthetic"
-size = 200000
-val_tokens = 2048
-[model]
-seq_len = 32
-aspect = 16
-head_dim = 8
-[sweep]
-budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]
-sizes_per_budget = 3
-tokens_per_param = 20
-repeats = 1
-min_steps = 20
-targets = [3.2e11]
-[train]
-batch_size = 8
-lr = 1e-2
-lr_ref_params = 1e4
-log_interval = 5
-"""
+from .conftest import TINY  # noqa: E402
+
+
 
 # the tiny ladder without its largest budget (half its compute): for tests of launching and resuming, not of fits
 FOUR_BUDGETS = TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [2e9, 4e9, 8e9, 1.6e10]")
