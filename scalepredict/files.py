@@ -61,6 +61,34 @@ def append_line(path: str | os.PathLike, line: str) -> None:
 LOCK_NAME = ".lock"
 
 
+def _holder(fd: int) -> str:
+    """What the lock file says of its holder (its pid, host and start)."""
+    return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+
+
+def lock_holder(folder: Path) -> str | None:
+    """The process holding FOLDER's lock (see folder_lock), or None where nobody holds it or it cannot be told."""
+    path = Path(folder) / LOCK_NAME
+    if not path.exists():
+        return None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd) or "a process"
+    except OSError:
+        return None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def folder_lock(folder: Path, warn=None):
     """Hold an exclusive lock on FOLDER/.lock while the work inside writes to FOLDER: a second scalepredict process
@@ -78,7 +106,7 @@ def folder_lock(folder: Path, warn=None):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "a process that is starting"
+            holder = _holder(fd) or "a process that is starting"
             raise InputError(f"{folder}: another scalepredict process is working in this folder ({holder}); wait for "
                              f"it to finish or stop it (Ctrl-C or kill: its runs keep a checkpoint), then rerun")
         except OSError as e:

@@ -710,3 +710,14 @@ def _visible_devices_and_pid(_):
 
     time.sleep(0.01)
     return os.environ["CUDA_VISIBLE_DEVICES"], os.getpid()
+
+
+def test_lock_holder_names_the_process_working_in_a_folder(tmp_path):
+    import os
+
+    from scalepredict.files import folder_lock, lock_holder
+
+    assert lock_holder(tmp_path) is None
+    with folder_lock(tmp_path):
+        assert f"pid {os.getpid()} on " in lock_holder(tmp_path)  # what `status` shows of a sweep at work
+    assert lock_holder(tmp_path) is None  # released with its holder

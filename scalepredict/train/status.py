@@ -15,40 +15,16 @@ finished runs whole, started runs by their steps done. Reads only; never imports
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import LOCK_NAME
+from ..files import lock_holder
 from .progress import steps_logged
 from .resume import read_finished, read_record
 
 STATES = ("finished", "diverged", "running", "queued", "stopped", "failed", "planned")
 RUNNING_IF_LOGGED_WITHIN = 300.0  # seconds: a local run whose log grew this recently, in a held folder, is running
-
-
-def folder_holder(out: Path) -> str | None:
-    """The process holding the sweep folder's lock (a sweep at work), or None."""
-    path = out / LOCK_NAME
-    if not path.exists():
-        return None
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover (Windows)
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "a process"
-        except OSError:
-            return None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 def sweep_status(out: Path) -> dict:
@@ -72,7 +48,7 @@ def sweep_status(out: Path) -> dict:
             states = job_states(row["job"] for row in jobs.values())
         except SchedulerError as e:
             scheduler = str(e)
-    holder = folder_holder(out)
+    holder = lock_holder(out)
     now = time.time()
     runs = []
     for p in plan:
