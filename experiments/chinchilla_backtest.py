@@ -15,7 +15,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from scalepredict.backtest import backtest
+from scalepredict.core.backtest import backtest
 from scalepredict.fit import fit_law
 from scalepredict.plots import backtest_figure, optimal_figure, prediction_figure
 from scalepredict.frontier import frontier

@@ -13,13 +13,14 @@ import json
 import time
 from pathlib import Path
 
-from scalepredict.backtest import backtest
+from scalepredict.core.backtest import backtest
 from scalepredict.fitfile import load_fit
 from scalepredict.frontier import seed_noise
 from scalepredict.config import load_config
+from scalepredict.pipeline import plan_budgets
 from scalepredict.plots import backtest_figure, curves_figure, isoflop_figure, prediction_figure
 from scalepredict.runs import load_runs
-from scalepredict.train.sweep import run_sweep
+from scalepredict.pipeline import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ def main():
     meta = json.loads((args.out / "sweep.json").read_text())
     isoflop_figure(table, args.figures / "cpu-demo-isoflop.png", added={b["run"] for b in meta.get("bracket", [])})
     backtest_figure(bt, args.figures / "cpu-demo-backtest.png")
-    curves_figure(args.out, args.figures / "cpu-demo-curves.png")
+    curves_figure(args.out, args.figures / "cpu-demo-curves.png", plan_budgets(meta))
     (args.figures / "cpu-demo-summary.json").write_text(json.dumps(
         {"seed_noise": noise, "seed_noise_each": each, "seed_noise_pooled": sn["sigma"] if sn else None,
          "backtest_k10_mape": bt["mape"], "backtest_k10_coverage": bt["coverage"],

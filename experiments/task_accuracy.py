@@ -46,7 +46,8 @@ def main(argv=None):
         sys.exit(f"{a.data}: not found (the project's shared development data)")
 
     from scalepredict.ingest import load_table
-    from scalepredict.tasks import average_metric, expand_metrics, fit_tasks, metric_values
+    from scalepredict.capability.task_inputs import average_metric, expand_metrics, metric_values
+    from scalepredict.capability.tasks import fit_tasks
 
     t = load_table([a.data], columns={"loss": "loss_c4_val", "run": "run"})
     train = t.subset(t.compute <= a.max_fit)
@@ -77,7 +78,7 @@ def main(argv=None):
             cov.append(q["lower"] <= y <= q["upper"])
         return np.array(errs), np.array(cov)
 
-    print(f"fitted {len(train)} runs (<= {a.max_fit:.2g} FLOPs), step 1 {tf.step1.law.name}, step 2 "
+    print(f"fitted {len(train)} runs (<= {a.max_fit:.2g} FLOPs), step 1 {tf.step1.name}, step 2 "
           f"{', '.join(sorted({l.form for m in tf.metrics for l in m.links}))}; {len(test)} targets; {fit_s:.1f} s")
     print(f"\naverage top-1 error over {len(names)} tasks")
     print(f"{'target':<30} {'compute':>9} {'C4 loss':>7} {'pred':>7} {'true err':>8} {'pred err':>8}  90% interval"

@@ -35,7 +35,7 @@ from scalepredict.config import load_config
 from scalepredict.plots import prediction_figure
 from scalepredict.frontier import frontier
 from scalepredict.runs import load_runs
-from scalepredict.train.sweep import run_sweep
+from scalepredict.pipeline import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

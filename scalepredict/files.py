@@ -1,4 +1,5 @@
-"""Writing results without leaving half a file behind, and locking the folders a sweep writes to.
+"""Files: writing results without leaving half a file behind, reading back the JSON the tool wrote (naming the file
+and field at fault), locking the folders a sweep writes to, and the layout of a sweep folder, named once.
 
 Every result file is written through a temporary file and an atomic rename; run records are appended with one
 write() each; a sweep, a probe and each run hold an flock on their folder so that a second process cannot train or
@@ -8,14 +9,130 @@ append the same runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+
+
+# ---- the layout of a sweep folder --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder: its per-step log, its checkpoint, and the record it leaves when it finishes."""
+
+    path: Path
+
+    @property
+    def log(self) -> Path:  # one JSON object per logged step (train loss, lr, tokens, throughput; the val loss)
+        return self.path / "log.jsonl"
+
+    @property
+    def state(self) -> Path:  # the checkpoint to resume from; removed when the run finishes
+        return self.path / "state.pt"
+
+    @property
+    def record(self) -> Path:  # the finished run's record, written before it is appended to runs.jsonl
+        return self.path / "record.json"
+
+    @property
+    def stdout(self) -> Path:  # an external trainer's own output (its stdout and stderr)
+        return self.path / "train.log"
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    """Every path inside a sweep (or LR probe) folder. `marker` is the file that says whose folder it is."""
+
+    path: Path
+    marker: str = "sweep.json"
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def meta(self) -> Path:  # sweep.json (probe.json): config, data fingerprint, versions, plan
+        return self.path / self.marker
+
+    @property
+    def runs(self) -> Path:  # one record per finished run
+        return self.path / "runs.jsonl"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path / "runs"
+
+    def run(self, run_id: str) -> RunFolder:
+        return RunFolder(self.runs_dir / run_id)
+
+    @property
+    def slurm(self) -> Path:  # submitit's job folders and logs
+        return self.path / "slurm"
+
+    @property
+    def jobs(self) -> Path:  # every SLURM job submitted, one line each
+        return self.slurm / "jobs.jsonl"
+
+    fit = property(lambda self: self.path / "fit.json")
+    fit_chinchilla = property(lambda self: self.path / "fit-chinchilla.json")
+    predictions = property(lambda self: self.path / "predictions.json")
+    prediction_png = property(lambda self: self.path / "prediction.png")
+    backtest = property(lambda self: self.path / "backtest.json")
+    report = property(lambda self: self.path / "report.md")
+
+
+# ---- reading back what the tool wrote -----------------------------------------------------------------------------
+
+
+def read_json_object(path, what: str) -> dict:
+    """A JSON object from `path` (a fit file, sweep.json, a record), or an InputError naming the file and what is
+    wrong with it: missing, a folder, unreadable, not UTF-8, not JSON (with the line), not an object."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, expected {what}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}); expected {what}") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}); expected {what}") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: expected {what} (a JSON object), got a JSON {type(obj).__name__}")
+    return obj
+
+
+def field(obj: dict, key: str, kind, where: str, optional: bool = False, default=None):
+    """obj[key] checked to be of `kind` (a type or a tuple of types; numbers must be finite), or an InputError
+    naming `where` and the field. Missing and `optional`: `default`."""
+    if key not in obj or obj[key] is None:
+        if optional:
+            return default
+        raise InputError(f"{where}: field '{key}' is missing")
+    v = obj[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    if isinstance(v, bool) and bool not in kinds or not isinstance(v, kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise InputError(f"{where}: field '{key}' should be {names}, got {type(v).__name__} {str(v)[:40]!r}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise InputError(f"{where}: field '{key}' is not finite ({v})")
+    return v
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -42,8 +159,35 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def non_finite(obj, where: str = "") -> str | None:
+    """The path (`predictions[0].upper`) of the first number in `obj` that is NaN or infinite, else None."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where or "the value")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            bad = non_finite(v, f"{where}.{k}" if where else str(k))
+            if bad:
+                return bad
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            bad = non_finite(v, f"{where}[{i}]")
+            if bad:
+                return bad
+    return None
+
+
+def dumps_json(obj, what: str = "the result", indent: int | None = 2) -> str:
+    """JSON text of `obj`, refusing NaN and infinity (JSON has neither; a reader would choke or read a wrong number)
+    with an InputError that names the quantity."""
+    bad = non_finite(obj)
+    if bad:
+        raise InputError(f"{what}: {bad} is not a finite number; nothing was written (a fit that cannot say this "
+                         f"number says why in its warnings: rerun with --json to see them)")
+    return json.dumps(obj, indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, dumps_json(obj, str(path)) + "\n")
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:

@@ -1,165 +1,73 @@
-"""The fit file (fit.json): write a Fit, read one back by keyword, with its format version and input hashes.
+"""Fit files of every kind: one reader that routes a file by its `kind` (a law, the law average, a task fit, a
+pass-rate fit), each kind's own from_dict checking every field, and the digests of the files a fit was made from.
 
-A fit read back predicts exactly what the fit that wrote it predicted (tests/test_fit.py): parameters, covariance,
-bootstrap samples, residual scale, seed noise and the model-error prior are all kept.
-"""
+A fit read back predicts exactly what the fit that wrote it predicted (tests/test_conformance.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-import numpy as np
-
-from . import __version__, intervals
+from .capability.passrate import PassRateFit
+from .capability.tasks import TaskFit
+from .core.ensemble import LawAverage
+from .core.result import Fit
 from .errors import InputError
-from .fit import Fit, FitData
-from .laws import get_law
+from .files import read_json_object
 
-FIT_FORMAT = 1  # version 1 files written before compute_convention existed read as "reported"
-
-
-def _f(x):
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
-def fit_to_dict(fit: Fit) -> dict:
-    names = fit.law.names
-    boot = None
-    if fit.bootstrap is not None:
-        boot = {
-            "n": int(len(fit.bootstrap)),
-            "requested": int(fit.bootstrap_requested),
-            "seed": int(fit.seed),
-            "quantiles": {n: p.quantiles for n, p in fit.params.items()},
-            "samples": fit.bootstrap.tolist(),
-        }
-    d = fit.data
-    return {
-        "format": FIT_FORMAT,
-        "version": __version__,
-        "law": fit.law.name,
-        "formula": fit.law.formula,
-        "params": {n: {"value": float(v), "stderr": _f(s)} for n, v, s in zip(names, fit.values, fit.stderr)},
-        "covariance": None if fit.covariance is None else {"names": names, "matrix": fit.covariance.tolist()},
-        "n_points": fit.n_points,
-        "dof": fit.dof,
-        "x_range": {"compute": [float(d.compute.min()), float(d.compute.max())]},
-        "compute_convention": fit.compute_convention,
-        "converged": bool(fit.converged),
-        "objective": {"loss": "linear" if fit.delta is None else "huber", "delta": fit.delta,
-                      "value": float(fit.cost), "space": "log", "n_starts": fit.n_starts},
-        "noise_sigma": _f(fit.noise_sigma),
-        "seed_noise": fit.seed_noise,
-        "model_error_per_decade": fit.model_error_per_decade,
-        "at_bound": fit.at_bound,
-        "points": [
-            {"run": nm, "compute": float(c), "params": _f(n), "tokens": _f(t), "loss": float(l), "residual": float(r)}
-            for nm, c, n, t, l, r in zip(d.names, d.compute, d.params, d.tokens, d.loss, fit.residuals)
-        ],
-        "residuals": [float(r) for r in fit.residuals],
-        "frontier": d.frontier,
-        "bootstrap": boot,
-        "floor_profile": fit.profile,
-        "warnings": fit.warnings,
-        "inputs": fit.inputs,
-    }
+READERS = {"law": Fit.from_dict, "average": LawAverage.from_dict, "tasks": TaskFit.from_dict,
+           "passrate": PassRateFit.from_dict}
+LOSS_KINDS = ("law", "average")
+WHAT = {"law": "a loss fit", "average": "a loss fit (law average)", "tasks": "a task fit (fit-tasks)",
+        "passrate": "a pass-rate fit (fit-passrate)"}
 
 
-def fit_from_dict(obj: dict, source: str = "fit file") -> Fit:
-    if obj.get("law") == "auto" and obj.get("format") == FIT_FORMAT:
-        from .ensemble import Ensemble
-
-        return Ensemble.from_dict(obj, source)
-    try:
-        if obj.get("format") != FIT_FORMAT:
-            raise InputError(f"{source}: fit file format {obj.get('format')!r} from scalepredict "
-                             f"{obj.get('version', '?')}, this version reads format {FIT_FORMAT}; refit")
-        law = get_law(obj["law"])
-        values = np.array([obj["params"][n]["value"] for n in law.names], dtype=float)
-        stderr = np.array([np.nan if obj["params"][n]["stderr"] is None else obj["params"][n]["stderr"]
-                           for n in law.names], dtype=float)
-        cov = obj.get("covariance")
-        pts = obj["points"]
-
-        def column(k):
-            return np.array([np.nan if p.get(k) is None else p[k] for p in pts], dtype=float)
-
-        boot = obj.get("bootstrap")
-        objective = obj["objective"]
-        fit = Fit(
-            law=law, values=values, stderr=stderr,
-            covariance=None if cov is None else np.array(cov["matrix"], dtype=float),
-            data=FitData(column("compute"), column("loss"), column("params"), column("tokens"),
-                         [p["run"] for p in pts], obj.get("frontier")),
-            residuals=np.array(obj["residuals"], dtype=float), delta=objective["delta"], cost=objective["value"],
-            converged=bool(obj["converged"]), noise_sigma=obj.get("noise_sigma"),
-            bootstrap=None if not boot else np.array(boot["samples"], dtype=float),
-            bootstrap_requested=boot["requested"] if boot else 0, seed=boot["seed"] if boot else 0,
-            model_error_per_decade=float(obj.get("model_error_per_decade", intervals.MODEL_ERROR_PER_DECADE)),
-            at_bound=list(obj.get("at_bound", [])), warnings=list(obj.get("warnings", [])),
-            inputs=list(obj.get("inputs", [])), n_starts=int(objective.get("n_starts", 0)),
-            seed_noise=obj.get("seed_noise"), compute_convention=obj.get("compute_convention", "reported"),
-            profile=obj.get("floor_profile"),
-        )
-    except InputError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-        raise InputError(f"{source}: not a valid scalepredict fit file ({type(e).__name__}: {e})") from None
-    if values.shape != (len(law.names),) or not np.all(np.isfinite(values)):
-        raise InputError(f"{source}: not a valid scalepredict fit file (bad parameter values)")
-    return fit
+def kind_of(obj: dict) -> str | None:
+    """The kind of fit a fit file's content holds (files written before `kind` existed: by their `law`), or None
+    where it is not a fit file."""
+    if not isinstance(obj, dict) or "format" not in obj:
+        return None
+    kind = obj.get("kind")
+    if kind is None and isinstance(obj.get("law"), str):
+        kind = "average" if obj["law"] == "auto" else "law"
+    return kind
 
 
-def load_fit(path) -> Fit:
+def fit_from_dict(obj: dict, source: str = "fit file", kinds=None):
+    """Any fit from its file's content; `kinds` restricts the kinds accepted (e.g. LOSS_KINDS where a loss law is
+    needed), with a line saying what the file is instead."""
+    kind = kind_of(obj)
+    if kind not in READERS:
+        raise InputError(f"{source}: not a scalepredict fit file (no known 'kind': {kind!r})")
+    if kinds is not None and kind not in kinds:
+        raise InputError(f"{source}: {WHAT[kind]}; this command needs {' or '.join(WHAT[k] for k in kinds)}")
+    return READERS[kind](obj, source)
+
+
+def load_fit(path, kinds=None):
+    """The fit in a fit file (fit.json, tasks.json, passrate.json), every field checked; an InputError naming the
+    file and what is wrong."""
+    return fit_from_dict(read_json_object(path, "a scalepredict fit file"), str(path), kinds)
+
+
+def is_fit_file(path) -> bool:
+    """Whether `path` is a fit file (one JSON object with a format and a kind or law) rather than runs or logs."""
     path = Path(path)
+    if not path.is_file():
+        return False
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}, line {e.lineno}: not a valid fit file (bad JSON: {e.msg})") from None
-    if not isinstance(obj, dict):
-        raise InputError(f"{path}: not a valid scalepredict fit file")
-    return fit_from_dict(obj, str(path))
-
-
-def _json_object(path) -> dict | None:
-    """The file as one JSON object, or None where it is not one (or cannot be read)."""
-    try:
-        obj = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def is_fit_file(path: Path) -> dict | None:
-    """The parsed fit file, or None where `path` is not one: a fit file is one JSON object with `format` and `law`
-    (a run table's rows have `loss`, never `law`)."""
-    obj = _json_object(path)
-    return obj if obj is not None and "format" in obj and "law" in obj and "loss" not in obj else None
-
-
-def load_capability_file(path):
-    """A capability fit (fit-passrate's or fit-tasks' file, told apart by its `kind`), or None where the file is
-    another kind."""
-    obj = _json_object(path)
-    if obj is None or obj.get("kind") not in ("passrate", "tasks"):
-        return None
-    if obj["kind"] == "passrate":
-        from .passrate import PassRateFit
-
-        return PassRateFit.from_dict(obj, str(path))
-    from .tasks import TaskFit
-
-    return TaskFit.from_dict(obj, str(path))
+        with open(path, "rb") as f:
+            head = f.read(4096).lstrip()
+        if not head.startswith(b"{"):
+            return False
+        return kind_of(read_json_object(path, "a fit file")) is not None
+    except (OSError, InputError):
+        return False
 
 
 def file_digest(path) -> dict:
-    h = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return {"path": str(path), "sha256": h}
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"path": str(path), "sha256": h.hexdigest()}

@@ -20,6 +20,7 @@ import numpy as np
 from .runs import RunTable
 
 GROUP_TOLERANCE_DEX = 0.05  # runs whose compute differs by < 0.05 in log10 (12%) form one IsoFLOP group
+VERTEX_RTOL = 1e-9  # a vertex this close above the lowest loss is at it (float rounding of the parabola's fit)
 
 
 @dataclass
@@ -102,7 +103,10 @@ def local_vertex(logn, loss):
     if i == 0 or i == len(loss) - 1:
         return None
     v = vertex(np.asarray(logn)[i - 1 : i + 2], np.asarray(loss)[i - 1 : i + 2])
-    return v if v is not None and v[1] <= loss[i] else None
+    # a parabola through an exact minimum puts its vertex a rounding error above it: that is the minimum's vertex
+    if v is None or v[1] > loss[i] * (1 + VERTEX_RTOL):
+        return None
+    return v[0], min(v[1], float(loss[i]))
 
 
 def frontier(table: RunTable, tolerance_dex: float = GROUP_TOLERANCE_DEX, pareto: bool = True) -> list[FrontierPoint]:

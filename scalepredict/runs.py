@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, read_input_bytes
+from .flops import Shape
 
 NUMERIC = ("compute", "params", "tokens", "loss", "budget")
 # Canonical column -> the CLI option that renames it for a foreign table.
@@ -68,7 +69,7 @@ class RunTable:
         return RunTable([self.records[i] for i in idx], self.sources, self.excluded, self.warnings)
 
 
-def _where(path, lineno=None, column=None):
+def location(path, lineno=None, column=None):
     s = str(path)
     if lineno is not None:
         s += f", line {lineno}"
@@ -77,9 +78,9 @@ def _where(path, lineno=None, column=None):
     return s
 
 
-def _number(value, path, lineno, column):
+def number(value, path, lineno, column):
     if isinstance(value, bool):
-        raise InputError(f"{_where(path, lineno, column)}: {value!r} is not a number")
+        raise InputError(f"{location(path, lineno, column)}: {value!r} is not a number")
     if isinstance(value, (int, float)):
         x = float(value)
     else:
@@ -87,9 +88,9 @@ def _number(value, path, lineno, column):
         try:
             x = float(text)
         except ValueError:
-            raise InputError(f"{_where(path, lineno, column)}: {text!r} is not a number") from None
+            raise InputError(f"{location(path, lineno, column)}: {text!r} is not a number") from None
     if not math.isfinite(x):
-        raise InputError(f"{_where(path, lineno, column)}: value {value!r} is not finite")
+        raise InputError(f"{location(path, lineno, column)}: value {value!r} is not finite")
     return x
 
 
@@ -103,9 +104,9 @@ def _rows_jsonl(path, text):
         except json.JSONDecodeError as e:
             if lineno == len(lines) and not text.endswith("\n"):
                 continue  # an unterminated last line that does not parse is a write in progress, not a record
-            raise InputError(f"{_where(path, lineno)}: not valid JSON ({e.msg})") from None
+            raise InputError(f"{location(path, lineno)}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
-            raise InputError(f"{_where(path, lineno)}: expected a JSON object, got {type(row).__name__}")
+            raise InputError(f"{location(path, lineno)}: expected a JSON object, got {type(row).__name__}")
         yield lineno, row
 
 
@@ -113,7 +114,7 @@ def _rows_json_array(path, text):
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"{_where(path, e.lineno)}: not valid JSON ({e.msg})") from None
+        raise InputError(f"{location(path, e.lineno)}: not valid JSON ({e.msg})") from None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InputError(f"{path}: expected a JSON array of objects (one per run)")
     for i, row in enumerate(rows, 1):
@@ -130,7 +131,7 @@ def _rows_csv(path, text):
             header = [h.strip() for h in fields]
             continue
         if len(fields) != len(header):
-            raise InputError(f"{_where(path, lineno)}: {len(fields)} fields, the header has {len(header)}")
+            raise InputError(f"{location(path, lineno)}: {len(fields)} fields, the header has {len(header)}")
         yield lineno, {h: (v.strip() if v.strip() != "" else None) for h, v in zip(header, fields)}
 
 
@@ -190,20 +191,20 @@ def parse_records(path, rows, columns: dict | None = None) -> list[dict]:
                 rec.pop(name, None)
                 continue
             col = columns.get(name, name)
-            x = _number(v, path, lineno, col)
+            x = number(v, path, lineno, col)
             if x <= 0:
-                raise InputError(f"{_where(path, lineno, col)}: {name} must be positive, got {v}")
+                raise InputError(f"{location(path, lineno, col)}: {name} must be positive, got {v}")
             rec[name] = x
         if "loss" not in rec and str(rec.get("status", "ok")).lower() in BAD_STATUS:
-            rec["_where"] = _where(path, lineno)
+            rec["_where"] = location(path, lineno)
             records.append(rec)  # a diverged or failed run: kept to be reported, left out of fits
             continue
         if "loss" not in rec:
-            raise InputError(f"{_where(path, lineno, columns.get('loss', 'loss'))}: loss is missing")
+            raise InputError(f"{location(path, lineno, columns.get('loss', 'loss'))}: loss is missing")
         derived = []
         if "compute" not in rec:
             if "params" not in rec or "tokens" not in rec:
-                raise InputError(f"{_where(path, lineno)}: needs compute, or both params and tokens")
+                raise InputError(f"{location(path, lineno)}: needs compute, or both params and tokens")
             rec["compute"] = 6.0 * rec["params"] * rec["tokens"]
             derived.append("compute")
         elif "tokens" not in rec and "params" in rec:
@@ -218,7 +219,7 @@ def parse_records(path, rows, columns: dict | None = None) -> list[dict]:
         if "run" in rec and rec["run"] is not None:
             rec["run"] = str(rec["run"])
         rec.setdefault("source", str(path))
-        rec["_where"] = _where(path, lineno)
+        rec["_where"] = location(path, lineno)
         records.append(rec)
     return records
 
@@ -230,7 +231,7 @@ def _convention(rec: dict, derived: list, path, lineno) -> str:
     conv = rec.get("compute_convention")
     if conv is not None:
         if conv not in CONVENTIONS:
-            raise InputError(f"{_where(path, lineno, 'compute_convention')}: {conv!r} is not a compute convention "
+            raise InputError(f"{location(path, lineno, 'compute_convention')}: {conv!r} is not a compute convention "
                              f"({', '.join(CONVENTIONS)})")
         return conv
     if "params" in rec and "tokens" in rec and \
@@ -260,8 +261,6 @@ def compute_in(rec: dict, want: str, assume_alike: bool = True) -> float | None:
         if known and rec.get("params") and rec.get("tokens"):
             return 6.0 * float(rec["params"]) * float(rec["tokens"])
     if want == "exact" and all(isinstance(rec.get(k), (int, float)) for k in SHAPE_KEYS) and rec.get("tokens"):
-        from .flops import Shape
-
         shape = Shape(int(rec["n_layer"]), int(rec["d_model"]), 1, int(rec["vocab_size"]), int(rec["seq_len"]),
                       int(rec.get("mlp_ratio", 4)))
         return shape.train_flops(float(rec["tokens"]))
@@ -312,7 +311,7 @@ def resolve_conventions(records: list[dict], want: str | None = None) -> tuple[l
 def _final_only(records: list[dict]) -> list[dict]:
     """Keep one record per run: the one marked `final`, else the one with the largest `step`.
 
-    Intermediate checkpoints of a cosine run are not the final losses of shorter runs (method.md section 4).
+    Intermediate checkpoints of a cosine run are not the final losses of shorter runs (Porian et al. 2024; docs/recipe.md).
     """
     if not any("step" in r or "final" in r for r in records):
         return records

@@ -1,25 +1,13 @@
-"""The text the commands print: the number format of every console table, a fit in a few lines (the fit command
-and a sweep's end step), and a table of predictions (predict and a sweep's end step)."""
+"""The text the commands print: any fit in a few lines (`describe`, whatever its kind: the fit commands and a
+sweep's pipeline), and tables of predictions (predict and a sweep's pipeline). Numbers are written by textfmt.num."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from . import defaults
 from .runs import CONVENTIONS
-
-
-def num(x, digits=4) -> str:
-    """The number format of every console table."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}"
+from .textfmt import num
 
 
 def prediction_lines(preds: list[dict]) -> list[str]:
@@ -35,6 +23,23 @@ def prediction_lines(preds: list[dict]) -> list[str]:
         band = f"[{num(p['lower'])}, {num(p['upper'])}]" if p["lower"] is not None else "(not computable)"
         lines.append(f"{num(p['compute']):>11} {num(n):>10} {num(d):>10} {num(p['loss']):>8}  {band:<21} "
                      f"{p['extrapolation']:,.3g}x")
+    return lines
+
+
+def describe(fit) -> list[str]:
+    """Any fit in a few lines: a law's parameters, a law average's members, a task or pass-rate fit."""
+    return DESCRIBE[fit.kind](fit)
+
+
+def average_lines(avg) -> list[str]:
+    """A law average: its members with their weights and nested scores, then each member's own lines."""
+    lines = [f"law: auto, the weighted average of {len(avg.members)} laws' log predictions; weights from a nested "
+             f"backtest inside the fitted range (mean |log error| on the held-out largest groups):"]
+    for m in avg.members:
+        sc = "-" if m.score is None else f"{m.score:.2%}"
+        lines.append(f"  {m.name:<40} weight {m.weight:.2f}  nested score {sc}")
+    for m in avg.members:
+        lines += [""] + fit_lines(m.fit)
     return lines
 
 
@@ -92,7 +97,7 @@ def passrate_lines(fit, preds: list[dict], header: bool = True) -> list[str]:
 
 def task_lines(tf, preds: list[dict]) -> list[str]:
     """A task fit: step 1's law, each metric's step-2 forms with their weights, and the predictions."""
-    lines = [f"step 1: {name} by the {s1.law.name} law ({s1.n_points} points)" for name, s1 in tf.steps1.items()]
+    lines = [f"step 1: {name} by the {s1.name} law ({s1.n_points} points)" for name, s1 in tf.steps1.items()]
     lines.append(f"step 2: {'metric':<36} {'runs':>4}  form (weight)")
     for m in tf.metrics:
         forms = ", ".join(f"{l.form} ({w:.2f}; residual {l.sigma:.3f})" for l, w in zip(m.links, m.weights))
@@ -112,3 +117,27 @@ def task_prediction_lines(tf, preds: list[dict]) -> list[str]:
         lines.append(f"{num(p['compute']):>10} {num(p['task_loss']):>9} {p['metric'][:32]:<32} {p['value']:>8.4f}  "
                      f"[{p['lower']:.4f}, {p['upper']:.4f}]  {'' if d is None else format(d['value'], '.4f'):>7}")
     return lines
+
+
+def backtest_lines(result: dict) -> list[str]:
+    """A backtest's cases, one line each, and its mean error and coverage."""
+    level = result["level"]
+    lines = [f"{'k':>6} {'fit up to':>10} {'compute':>10} {'predicted':>9} {'actual':>8} {'error':>7}  "
+             f"{int(round(level * 100))}% interval"]
+    for c in result["cases"]:
+        band = f"[{num(c['lower'])}, {num(c['upper'])}]" if c["lower"] is not None else "-"
+        mark = "" if c["covered"] is None else ("ok" if c["covered"] else "MISS")
+        lines.append(f"{c['factor']:>6g} {num(c['fit_max_compute']):>10} {num(c['compute']):>10} "
+                     f"{num(c['predicted']):>9} {num(c['actual']):>8} {c['rel_error'] * 100:>+6.2f}%  {band} {mark}")
+    cov = result["coverage"]
+    lines.append(f"mean absolute relative error {result['mape'] * 100:.2f}%; interval coverage "
+                 f"{'-' if cov is None else f'{cov * 100:.0f}%'} ({len(result['cases'])} cases)")
+    return lines
+
+
+DESCRIBE = {"law": fit_lines, "average": average_lines, "tasks": lambda tf: task_lines(tf, []),
+            "passrate": lambda pr: passrate_lines(pr, [])}
+PREDICTION_LINES = {"law": lambda fit, preds: prediction_lines(preds),
+                    "average": lambda fit, preds: prediction_lines(preds),
+                    "tasks": task_prediction_lines,
+                    "passrate": lambda fit, preds: passrate_lines(fit, preds, header=False)}

@@ -35,8 +35,8 @@ def ladder(law, noise=0.002, seed=0):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_auto_gives_the_true_law_the_most_weight(true, seed):
     ens = fit_law(RunTable(ladder(true, seed=seed), ["t"]), "auto", n_bootstrap=0)
-    weights = {m.candidate.law: m.weight for m in ens.members}
-    scores = {m.candidate.law: m.score for m in ens.members}
+    weights = {m.law: m.weight for m in ens.members}
+    scores = {m.law: m.score for m in ens.members}
     assert set(weights) == set(LAWS) and sum(weights.values()) == pytest.approx(1.0)
     assert max(weights, key=weights.get) == true, (weights, scores)
     assert min(scores, key=scores.get) == true
@@ -78,12 +78,12 @@ def test_auto_is_the_default_explains_itself_and_round_trips(tmp_path):
     r = CliRunner().invoke(cli, ["predict", str(out), "--params", "2e9", "--tokens", "4e10", "--json"])
     assert r.exit_code == 0, r.output
     p = json.loads(r.stdout)["predictions"][0]
-    assert p["lower"] < p["loss"] < p["upper"] and set(p["members"]) == {m.candidate.name for m in again.members}
+    assert p["lower"] < p["loss"] < p["upper"] and set(p["members"]) == {m.name for m in again.members}
     r = CliRunner().invoke(cli, ["report", str(out), "-o", str(tmp_path / "report.md"), "--target", "1e21"])
     assert r.exit_code == 0, r.output
     text = (tmp_path / "report.md").read_text()
     for m in again.members:  # each law with its weight and nested score, and its own parameter table
-        assert f"| {m.candidate.name} | {m.weight:.3g} |" in text and f"### {m.candidate.name}" in text
+        assert f"| {m.name} | {m.weight:.3g} |" in text and f"### {m.name}" in text
 
 
 def test_auto_predicts_targets_with_and_without_params_and_tokens():

@@ -10,8 +10,10 @@ from click.testing import CliRunner
 
 from scalepredict.cli import cli
 from scalepredict.ingest import load_table
-from scalepredict.passrate import fit_pass_rate, read_pass_table
-from scalepredict.tasks import LINKS, fit_link, fit_tasks, metric_kind, metric_values
+from scalepredict.capability.passrate import fit_pass_rate, read_pass_table
+from scalepredict.capability.links import LINKS, fit_link
+from scalepredict.capability.task_inputs import metric_values
+from scalepredict.capability.tasks import fit_tasks, metric_kind
 
 from .conftest import shared_file
 
@@ -264,7 +266,7 @@ def test_gadre_average_error_predicted_from_small_runs():
     most 2.1e19 FLOPs (12-400x beyond), in two steps with the defaults: within 4 points on average (3.7 measured),
     each inside its 90% interval."""
     path = shared_file("scaling/gadre2024_rpj_rw_downstream.csv")
-    from scalepredict.tasks import average_metric, expand_metrics
+    from scalepredict.capability.task_inputs import average_metric, expand_metrics
 
     t = load_table([path], columns={"loss": "loss_c4_val", "run": "run"})
     names = [n for n in expand_metrics(["err_*"], set(t.records[0]))[0] if "avg" not in n]

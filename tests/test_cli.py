@@ -104,15 +104,15 @@ def test_missing_and_corrupt_fit_files(tmp_path):
     bad = tmp_path / "fit.json"
     bad.write_text("[1, 2]")
     r = run("predict", bad, "--compute", "1e20")
-    assert r.exit_code == 2 and "not a valid scalepredict fit file" in r.stderr
+    assert r.exit_code == 2 and "expected a scalepredict fit file (a JSON object)" in r.stderr
 
 
 def test_an_explicit_out_is_obeyed_even_where_it_equals_the_default(tmp_path, monkeypatch):
     """`sweep --config cpu-validate --out sweeps/cpu-demo` went to sweeps/cpu-validate."""
-    from scalepredict.train import sweep
+    from scalepredict import pipeline
 
     seen = {}
-    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out, **kw: seen.update(out=out, name=cfg.name))
+    monkeypatch.setattr(pipeline, "run_sweep", lambda cfg, out, **kw: seen.update(out=out, name=cfg.name))
     assert run("sweep", "--config", "cpu-validate", "--out", "sweeps/cpu-demo").exit_code == 0
     assert str(seen["out"]) == "sweeps/cpu-demo" and seen["name"] == "cpu-validate"
     assert run("sweep", "--config", "cpu-validate").exit_code == 0
@@ -122,16 +122,17 @@ def test_an_explicit_out_is_obeyed_even_where_it_equals_the_default(tmp_path, mo
 def test_the_sweeps_end_step_does_not_swallow_a_broken_install(tmp_path, monkeypatch):
     """The end step caught ImportError around the plot and the report: a broken install ended with neither and no
     word about it."""
-    from scalepredict import report
+    from scalepredict import pipeline
     from scalepredict.config import Config, SweepConfig
-    from scalepredict.train.sweep import finish_sweep
+    from scalepredict.pipeline import finish_sweep
     from tests.test_conventions import sweep_rows
 
     write_jsonl(tmp_path / "runs.jsonl", sweep_rows())
+    (tmp_path / "sweep.json").write_text('{"plan": []}')
 
     def broken(*a, **k):
         raise ImportError("No module named 'matplotlib'")
 
-    monkeypatch.setattr(report, "write_report", broken)
+    monkeypatch.setattr(pipeline, "write_report", broken)
     with pytest.raises(ImportError, match="matplotlib"):
         finish_sweep(Config(sweep=SweepConfig(targets=[1e15])), tmp_path, echo=lambda *a: None)

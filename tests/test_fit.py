@@ -7,7 +7,7 @@ import pytest
 from scalepredict.errors import InputError
 from scalepredict.fit import fit_law
 from scalepredict.fitfile import load_fit
-from scalepredict.laws import optimal_allocation
+from scalepredict.core.laws import optimal_allocation
 from scalepredict.runs import RunTable
 from tests.conftest import shared_file, synthetic_compute_runs
 
@@ -147,13 +147,13 @@ def test_fit_file_round_trip_gives_identical_predictions(tmp_path):
 def test_corrupt_or_foreign_fit_file_is_an_input_error(tmp_path):
     p = tmp_path / "fit.json"
     p.write_text("{not json")
-    with pytest.raises(InputError, match="fit.json, line 1: not a valid fit file"):
+    with pytest.raises(InputError, match="fit.json, line 1: not valid JSON"):
         load_fit(p)
     p.write_text(json.dumps({"format": 99, "version": "9.9", "law": "compute"}))
     with pytest.raises(InputError, match="format 99"):
         load_fit(p)
     p.write_text(json.dumps({"format": 1, "law": "compute"}))
-    with pytest.raises(InputError, match="not a valid scalepredict fit file"):
+    with pytest.raises(InputError, match="fit.json: field 'params' is missing"):
         load_fit(p)
 
 

@@ -139,8 +139,9 @@ def test_a_folder_of_histories_fits_like_the_hand_made_run_table(tmp_path):
     b = runner.invoke(cli, ["fit", str(hand), "--law", "chinchilla_tied", "--bootstrap", "50", "--json"])
     assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
     pa, pb = json.loads(a.stdout)["params"], json.loads(b.stdout)["params"]
-    for k in pa:
-        assert pa[k]["value"] == pytest.approx(pb[k]["value"], rel=1e-9)
+    for k in pa:  # the same runs by two paths: the same optimum, to the optimizer's tolerance (ftol 1e-13 on the
+        # objective leaves the flattest parameters free at about 1e-7 relative)
+        assert pa[k]["value"] == pytest.approx(pb[k]["value"], rel=1e-6)
     t = load_table([folder], metric=VAL, name_pattern=r"-(?P<params>\d+[MB])$")
     assert sorted(t.params) == sorted(sizes.values())
     assert {r["params_from"] for r in t.records} == {"the run's name"}

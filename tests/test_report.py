@@ -66,6 +66,7 @@ def test_plot_bad_inputs(tmp_path):
 
 def test_training_curves_are_smoothed_and_shaded_by_budget_order(tmp_path, monkeypatch):
     from scalepredict import plots
+    from scalepredict.pipeline import plan_budgets
 
     # budgets come from the sweep's plan (sweep.json), not from the run ids: eleven budgets, two of them with logs
     plan = [{"run": f"b{i}-L1d16-s0", "budget": 1e9 * 2**i} for i in range(11)]
@@ -75,8 +76,9 @@ def test_training_curves_are_smoothed_and_shaded_by_budget_order(tmp_path, monke
         (tmp_path / "runs" / name).mkdir(parents=True)
         write_jsonl(tmp_path / "runs" / name / "log.jsonl", rows + [{"step": 3, "tokens": 300, "val_loss": 1.5}])
     saved = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault("fig", fig))
-    plots.curves_figure(tmp_path, tmp_path / "c.png", smooth=0.5)
+    monkeypatch.setattr(plots.loss, "save", lambda fig, path: saved.setdefault("fig", fig))
+    budgets = plan_budgets(json.loads((tmp_path / "sweep.json").read_text()))
+    plots.curves_figure(tmp_path, tmp_path / "c.png", budgets, smooth=0.5)
     lines = [ln for ln in saved["fig"].axes[0].get_lines() if ln.get_linestyle() == "-"]
     # b2 before b10 (numeric budget order, not the folders' text order); grey level 0.1 + 0.6 * index / 10
     assert [float(ln.get_color()) for ln in lines] == pytest.approx([0.1 + 0.6 * 2 / 10, 0.7])
@@ -93,7 +95,7 @@ def test_isoflop_figure_draws_the_runs_bracketing_added_hollow(tmp_path, monkeyp
     added = {rows[4]["run"], rows[9]["run"]}  # the largest size of the first two budgets
     table = load_runs(write_jsonl(tmp_path / "runs.jsonl", rows))
     saved = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault("fig", fig))
+    monkeypatch.setattr(plots.loss, "save", lambda fig, path: saved.setdefault("fig", fig))
     plots.isoflop_figure(table, tmp_path / "i.png", added=added)
     lines = saved["fig"].axes[0].get_lines()
     hollow = [ln for ln in lines if ln.get_markerfacecolor() == "none" and len(ln.get_xdata())]

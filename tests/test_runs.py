@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from scalepredict.errors import InputError
@@ -93,8 +94,23 @@ def test_frontier_parabola_vertex_recovers_the_optimum():
     pts = frontier(RunTable(recs, ["x"]))
     assert [p.method for p in pts] == ["vertex", "vertex"]
     assert pts[0].params == pytest.approx(1e7, rel=1e-6)
-    assert pts[0].loss == pytest.approx(3.0, abs=1e-9)
+    assert pts[0].loss == pytest.approx(3.0, abs=1e-9)  # the exact parabola: its vertex, to float rounding
     assert pts[1].loss == pytest.approx(2.9, abs=1e-9)
+
+
+def test_a_vertex_within_rounding_of_the_lowest_run_is_that_runs_vertex(monkeypatch):
+    """The vertex of a parabola through three points is never above the lowest of them, but numpy/LAPACK builds put
+    it a rounding error above (1e-16 relative) for an exact minimum, and local_vertex fell back to the minimum
+    (method 'min' instead of 'vertex'). Within 1e-9 relative it is the minimum's vertex; beyond, not a vertex."""
+    from scalepredict import frontier as fr
+
+    x = np.log([2e6, 1e7, 3e7])
+    y = 3 + 0.2 * (x - math.log(1e7)) ** 2
+    monkeypatch.setattr(fr, "vertex", lambda logn, loss: (float(logn[1]), float(loss[1]) * (1 + 2e-16)))
+    v = fr.local_vertex(x, y)
+    assert v is not None and v[0] == pytest.approx(math.log(1e7)) and v[1] == y[1]
+    monkeypatch.setattr(fr, "vertex", lambda logn, loss: (float(logn[1]), float(loss[1]) * (1 + 1e-6)))
+    assert fr.local_vertex(x, y) is None  # a real misfit, not rounding: the set's minimum is used
 
 
 def test_frontier_groups_by_compute_tolerance_and_takes_minimum():

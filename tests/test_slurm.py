@@ -309,7 +309,7 @@ def test_no_slurm_commands_and_no_sweep_are_one_line(tmp_path, monkeypatch):
 
 
 def test_runs_on_the_nodes_gpus_are_planned_from_a_login_node_without_one(tmp_path):
-    from scalepredict.train.sweep import cluster_device
+    from scalepredict.train.devices import cluster_device
 
     cfg = load_config(str(_config(tmp_path / "c.toml", extra="gpus_per_run = 1")))
     assert cluster_device("auto", cfg) == "cuda" and cluster_device("cpu", cfg) == "cpu"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from scalepredict import intervals
-from scalepredict.laws import get_law
-from scalepredict.solver import huber_cost, solve_batch
+from scalepredict.core import intervals
+from scalepredict.core.laws import get_law
+from scalepredict.core.solver import huber_cost, solve_batch
 
 
 def _problem(law_name, seed):

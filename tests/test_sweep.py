@@ -16,7 +16,9 @@ from scalepredict.config import load_config  # noqa: E402
 from scalepredict.plan import compute_optimal_run, lr_at, plan  # noqa: E402
 from scalepredict.train.data import synthetic_corpus, token_corpus  # noqa: E402
 from scalepredict.train.model import GPT  # noqa: E402
-from scalepredict.train.trainer import Stopped, stop_at_step_boundary, train_run  # noqa: E402
+from scalepredict.errors import Stopped  # noqa: E402
+from scalepredict.train.stopping import stop_at_step_boundary  # noqa: E402
+from scalepredict.train.trainer import train_run  # noqa: E402
 
 from .conftest import TINY  # noqa: E402
 
@@ -567,9 +569,9 @@ def test_progress_of_a_run_in_another_process_is_read_from_its_log(tmp_path):
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_sweeps_without_a_terminal_say_how_far_the_runs_in_progress_are(tmp_path, monkeypatch, jobs):
-    from scalepredict.train import launch
+    from scalepredict.train import local
 
-    monkeypatch.setattr(launch, "PROGRESS_EVERY", 0.0)  # every chance, instead of every 5 minutes
+    monkeypatch.setattr(local, "PROGRESS_EVERY", 0.0)  # every chance, instead of every 5 minutes
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [8e9, 1.6e10]")
                         .replace("min_steps = 20\n", "min_steps = 20\nbracket = 0\n"))
@@ -584,7 +586,7 @@ def test_sweeps_without_a_terminal_say_how_far_the_runs_in_progress_are(tmp_path
 
 
 def test_jobs_auto_is_one_run_per_core_on_cpu_only(monkeypatch, tmp_path):
-    from scalepredict.train.launch import auto_jobs
+    from scalepredict.train.devices import auto_jobs
 
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
@@ -684,7 +686,7 @@ def test_cuda_workers_each_get_a_gpu_of_their_own():
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from scalepredict.train.launch import gpu_queue, pin_gpu, visible_gpus
+    from scalepredict.train.devices import gpu_queue, pin_gpu, visible_gpus
 
     assert visible_gpus("0,1,2,3") == ["0", "1", "2", "3"]
     assert visible_gpus("2,3") == ["2", "3"]  # a job given GPUs 2 and 3 by its scheduler

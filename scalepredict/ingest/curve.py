@@ -52,7 +52,8 @@ class Curve:
                 "min_value": min(finite) if finite else None, "flags": self.flags, "source": self.source}
 
 
-def num(x):
+def to_float(x):
+    """A number parsed from a log value (a string or a number), or None where it is none."""
     try:
         v = float(x)
     except (TypeError, ValueError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
-from .curve import Curve, num
+from .curve import Curve, to_float
 from .meta import flatten, run_meta_from
 
 
@@ -21,13 +21,13 @@ def read_metrics_csv(path, text):
     run = path.parent.parent.name if path.parent.name.startswith("version_") else path.parent.name
     meta = run_meta_from(lightning_hparams(path))
     for i, r in enumerate(rows, 2):
-        step = num(r.get("step"))
+        step = to_float(r.get("step"))
         if step is None:
             continue
         for k, v in r.items():
             if k in ("step", "epoch") or v in (None, ""):
                 continue
-            x = num(v)
+            x = to_float(v)
             if x is None:
                 raise InputError(f"{path}, line {i}, column '{k}': {v!r} is not a number")
             c = curves.setdefault(k, Curve(run, k, [], [], None, str(path), meta=meta))

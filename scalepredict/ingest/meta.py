@@ -6,7 +6,7 @@ import math
 import re
 
 from ..errors import InputError
-from .curve import num
+from .curve import to_float
 
 PARAM_KEYS = ("n_params", "num_params", "num_parameters", "n_parameters", "param_count", "params", "model_params",
               "parameters", "non_embedding_params")
@@ -30,7 +30,7 @@ def run_meta_from(flat: dict) -> dict:
     """
     last: dict[str, float] = {}
     for k, v in flat.items():
-        x = num(v)
+        x = to_float(v)
         if x is not None and math.isfinite(x) and x > 0:
             last.setdefault(re.split(r"[./]", str(k))[-1].strip().lower(), x)
 
@@ -75,7 +75,7 @@ META_COLUMNS = ("params", "tokens", "tokens_per_step", "compute", "budget")
 def load_run_meta(path) -> list[tuple[str, dict]]:
     """A run-meta file (CSV, JSONL or a JSON array): one row per run, `run` naming it (or a glob such as
     ``gpt2-*``), with any of params, tokens, tokens_per_step, compute, budget."""
-    from ..runs import _where, read_rows
+    from ..runs import location, read_rows
 
     _, rows = read_rows(path)
     if not rows:
@@ -84,19 +84,19 @@ def load_run_meta(path) -> list[tuple[str, dict]]:
     for line, r in rows:
         unknown = sorted(str(k) for k in r if k not in META_COLUMNS and k != "run")
         if unknown:
-            raise InputError(f"{_where(path, line)}: unknown column(s) {', '.join(unknown)} in the run-meta file "
+            raise InputError(f"{location(path, line)}: unknown column(s) {', '.join(unknown)} in the run-meta file "
                              f"(known: run, {', '.join(META_COLUMNS)})")
         run = r.get("run")
         if run is None or not str(run).strip():
-            raise InputError(f"{_where(path, line, 'run')}: no run name (a name, or a glob such as 'gpt2-*')")
+            raise InputError(f"{location(path, line, 'run')}: no run name (a name, or a glob such as 'gpt2-*')")
         m = {}
         for k in META_COLUMNS:
             v = r.get(k)
             if v is None or (isinstance(v, str) and not v.strip()):
                 continue
-            x = num(v)
+            x = to_float(v)
             if x is None or not math.isfinite(x) or x <= 0:
-                raise InputError(f"{_where(path, line, k)}: {v!r} is not a positive number")
+                raise InputError(f"{location(path, line, k)}: {v!r} is not a positive number")
             m[k] = x
         out.append((str(run).strip(), m))
     return out
@@ -137,7 +137,7 @@ def size_number(text: str) -> float | None:
     m = re.fullmatch(r"\s*([0-9][0-9_.,]*(?:e[+-]?\d+)?)\s*([kKmMbBgGtT]?)\s*", text or "")
     if not m:
         return None
-    x = num(m.group(1).replace("_", "").replace(",", ""))
+    x = to_float(m.group(1).replace("_", "").replace(",", ""))
     return None if x is None else x * SUFFIX[m.group(2).lower()]
 
 

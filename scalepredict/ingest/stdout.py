@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError, read_input_bytes
-from .curve import Curve, num
+from .curve import Curve, to_float
 
 TEXT_FORMATS = {
     # llm.c: "s:STEP tel:VAL" (validation) and "s:STEP trl:TRAIN lr:.. norm:.."
@@ -77,7 +77,7 @@ def clean_line(line: str) -> str:
 
 
 def _num(text):
-    return num(text.replace(",", "")) if text else None
+    return to_float(text.replace(",", "")) if text else None
 
 
 def text_curves(path, text, patterns, fmt, run=None):
@@ -90,7 +90,7 @@ def text_curves(path, text, patterns, fmt, run=None):
             if not m:
                 continue
             g = m.groupdict()
-            value, step = _num(g.get("value")), num(g.get("step"))
+            value, step = _num(g.get("value")), to_float(g.get("step"))
             if value is None or step is None:
                 continue
             step = int(step)
@@ -108,12 +108,12 @@ def text_curves(path, text, patterns, fmt, run=None):
             c = curves.setdefault((name, metric), Curve(name, metric, [], [], [], str(path)))
             c.steps.append(step)
             c.values.append(value)
-            c.tokens.append(num(g.get("tokens")) if g.get("tokens") else None)
+            c.tokens.append(to_float(g.get("tokens")) if g.get("tokens") else None)
     meta = {}
     for rx, key in TEXT_META:
         m = rx.search(text)
         if m and key not in meta:
-            x = num(m.group(1).replace(",", ""))
+            x = to_float(m.group(1).replace(",", ""))
             if x:
                 meta[key] = x * SI[(m.group(2) if m.lastindex > 1 else "").upper()]
                 if key == "params":

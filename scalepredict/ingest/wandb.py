@@ -7,7 +7,7 @@ import io
 import re
 
 from ..errors import InputError
-from .curve import Curve, num
+from .curve import Curve, to_float
 from .meta import run_meta_from
 
 WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<suffix>__MIN|__MAX)?$")
@@ -25,12 +25,12 @@ def read_chart_export(path, text):
     for i, row in enumerate(reader, 2):
         if not row:
             continue
-        step = num(row[0])
+        step = to_float(row[0])
         if step is None:
             raise InputError(f"{path}, line {i}, column 'Step': {row[0]!r} is not a number")
         for j, r, mt in cols:
             if j < len(row) and row[j] != "":
-                v = num(row[j])
+                v = to_float(row[j])
                 if v is None:
                     raise InputError(f"{path}, line {i}, column '{header[j]}': {row[j]!r} is not a number")
                 curves[(r, mt)].steps.append(int(step))
@@ -54,11 +54,11 @@ def read_runs_export(path, text):
         meta = run_meta_from({k: v for k, v in r.items() if k and k not in WANDB_RUN_COLUMNS})
         if (r.get("State") or "").strip():
             meta["state"] = r["State"].strip().lower()  # crashed / failed / killed runs did not reach their end
-        step = num(r.get("_step")) or 0
+        step = to_float(r.get("_step")) or 0
         for k, v in r.items():
             if not k or k in ("Name", "_step", "_timestamp", "_wandb.runtime") or k in WANDB_RUN_COLUMNS:
                 continue
-            x = num(v)
+            x = to_float(v)
             if x is None or v.strip() == "":
                 continue
             curves.append(Curve(name, k, [int(step)], [x], None, f"{path}, line {i}", meta=meta))

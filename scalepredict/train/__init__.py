@@ -1,2 +1,3 @@
-"""Training small transformer runs: model, data, one run, a sweep of runs. Imports torch; nothing outside this
-package does, so fitting and plotting stay fast."""
+"""Training small transformer runs: the model, the data, one run, the workers and launchers that train a sweep's
+runs, the sweep itself, resuming, status and the LR probe. The only package that imports torch; it never imports
+the fitting core (a sweep's fit, figures and report are scalepredict/pipeline.py's)."""

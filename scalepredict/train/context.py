@@ -7,22 +7,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
+from ..files import SweepFolder
 
 
 @dataclass
 class SweepContext:
     cfg: Config
     corpus: object  # train.data.Corpus
-    out: Path
+    folder: SweepFolder
     device: str
     echo: object = print
     jobs: int = 1  # runs at once (CPU)
     keep_state: bool = False  # keep each run's state.pt after it finishes
-    launcher: str = "local"  # local | submitit
+    launcher: str = "local"  # local | submitit | slurm
+
+    def __post_init__(self):
+        if not isinstance(self.folder, SweepFolder):
+            self.folder = SweepFolder(Path(self.folder))
 
     @property
-    def runs_path(self) -> Path:
-        return self.out / "runs.jsonl"
-
-    def run_dir(self, run_id: str) -> Path:
-        return self.out / "runs" / run_id
+    def out(self) -> Path:
+        return self.folder.path

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .progress import duration
+from ..textfmt import duration
 
 
 MAX_EPOCHS = 4.0  # Muennighoff et al. 2023: up to ~4 epochs of repeated data train about as well as fresh data

@@ -1,5 +1,5 @@
-"""A learning-rate probe: calibrate the recipe's LR rule before a sweep (method.md section 4: "a rule can be
-calibrated by a small LR probe at the two smallest budgets").
+"""A learning-rate probe: calibrate the recipe's LR rule before a sweep (docs/recipe.md: a rule can be calibrated
+by a small LR probe).
 
 At each probed budget of the plan (by default its smallest and its largest), the compute-optimal guess (the run a
 sweep would repeat with other seeds) is trained at the rule's LR times each factor, with everything else as in the
@@ -14,20 +14,20 @@ the rule's LR while the largest (49k) wants 1x, so a probe at the small end alon
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..files import atomic_write_json, output_folder
 from ..config import Config
+from ..errors import InputError
+from ..files import SweepFolder, atomic_write_json, output_folder, read_json_object
 from ..plan import compute_optimal_run, plan
 from .context import SweepContext
-from .launch import auto_jobs, train_specs
-from .resume import drop_torn_tail, read_finished, recover_finished
+from .devices import auto_jobs, pick_device
+from .launch import train_specs
+from .resume import read_finished, resume
 
 DEFAULT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -99,7 +99,6 @@ def recommend(t, per_budget: list[dict]) -> dict:
 def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), device: str = "auto",
               jobs: int | str = "auto", echo=print) -> dict:
     from .data import load_corpus
-    from .trainer import pick_device
 
     factors = sorted(float(f) for f in factors)
     if len(factors) < 3 or any(f <= 0 for f in factors) or len(set(factors)) < len(factors):
@@ -109,25 +108,20 @@ def run_probe(cfg: Config, out: Path, factors=DEFAULT_FACTORS, at=(0, -1), devic
     specs = probe_specs(cfg, factors, at, corpus.vocab_size)
     if jobs == "auto":
         jobs = auto_jobs(cfg, device)
-    out = Path(out)
-    meta_path, runs_path = out / "probe.json", out / "runs.jsonl"
+    folder = SweepFolder(Path(out), "probe.json")
+    out, meta_path, runs_path = folder.path, folder.meta, folder.runs
     key = {"config_digest": cfg.digest(), "data": corpus.fingerprint, "runs": [sp.id for sp in specs]}
     with output_folder(out, meta_path.name, "probe", echo):  # a second process here would train every run again
         if meta_path.exists():
-            try:
-                old = json.loads(meta_path.read_text())
-            except json.JSONDecodeError:
-                raise InputError(f"{meta_path}: corrupt probe file; move the folder away to start again") from None
+            old = read_json_object(meta_path, "an LR probe's file (probe.json)")
             if {k: old.get(k) for k in key} != key:
                 raise InputError(f"{out}: a probe of another config, data or factors; use another --out")
         atomic_write_json(meta_path, {**key, "config": cfg.as_dict(), "factors": factors})
-        drop_torn_tail(runs_path)
-        done = read_finished(runs_path)
-        recover_finished(specs, done, out, runs_path, echo)
+        done = resume(folder, specs, echo)
         pending = [sp for sp in specs if sp.id not in done]
         echo(f"LR probe '{cfg.name}': {len(specs)} runs ({len(pending)} to train), factors "
              f"{', '.join(f'{f:g}' for f in factors)} of the rule's LR at {len({sp.budget for sp in specs})} budget(s)")
-        train_specs(pending, specs, SweepContext(cfg, corpus, out, device, echo, jobs))
+        train_specs(pending, specs, SweepContext(cfg, corpus, folder, device, echo, jobs))
         done = read_finished(runs_path)
         rows, per_budget = [], []
         for b in sorted({sp.budget for sp in specs}):

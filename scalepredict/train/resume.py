@@ -5,11 +5,12 @@ cut off before the next record is appended."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import append_line
+from ..files import SweepFolder, append_line
 from ..runs import read_rows
 
 
@@ -46,26 +47,38 @@ def drop_torn_tail(runs_path: Path) -> bool:
     return True
 
 
-def read_record(out: Path, run_id: str) -> dict | None:
-    """The record a finished run left in its folder (runs/<id>/record.json), or None where there is none, or a torn
-    or foreign one (the run is then trained again)."""
+def read_record(folder: SweepFolder, run_id: str) -> dict | None:
+    """The record a finished run left in its folder (runs/<id>/record.json), or None where there is none, or a torn,
+    foreign or malformed one (the run is then trained again)."""
     try:
-        rec = json.loads((Path(out) / "runs" / run_id / "record.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        rec = json.loads(folder.run(run_id).record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, a folder, not UTF-8, not JSON
         return None
-    return rec if isinstance(rec, dict) and rec.get("run") == run_id else None
+    ok = isinstance(rec, dict) and rec.get("run") == run_id and rec.get("status") in ("ok", "diverged") and (
+        rec.get("status") != "ok" or (isinstance(rec.get("loss"), (int, float)) and math.isfinite(rec["loss"])))
+    return rec if ok else None
 
 
-def recover_finished(specs, done: dict, out: Path, runs_path: Path, echo=None) -> int:
+def recover_finished(specs, done: dict, folder: SweepFolder, echo=None) -> int:
     """Append to runs.jsonl (and to `done`) the planned runs that finished, writing runs/<id>/record.json, but whose
     record never reached runs.jsonl (the sweep process died first); say how many through `echo`. Returns how many."""
     n = 0
     for s in specs:
-        rec = None if s.id in done else read_record(out, s.id)
+        rec = None if s.id in done else read_record(folder, s.id)
         if rec is not None:
-            append_line(runs_path, json.dumps(rec))
+            append_line(folder.runs, json.dumps(rec))
             done[s.id] = rec
             n += 1
     if n and echo:
         echo(f"recovered {n} finished run(s) from their folders (runs/<id>/record.json)")
     return n
+
+
+def resume(folder: SweepFolder, specs, echo) -> dict[str, dict]:
+    """The runs of `specs` already finished in `folder`, after a torn last line of runs.jsonl is cut off and the
+    records that never reached it are recovered: what a sweep and an LR probe do before they train."""
+    if drop_torn_tail(folder.runs):
+        echo(f"{folder.runs}: cut off an unterminated last line (a write a crash interrupted)")
+    done = read_finished(folder.runs)
+    recover_finished(specs, done, folder, echo)
+    return done

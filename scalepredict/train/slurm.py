@@ -30,11 +30,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, Stopped
 from ..files import append_line
 from .context import SweepContext
-from .progress import run_line
+from .progress import Recorder
 from .resume import read_record
+from .stopping import raise_if_stopped, request_stop
+from .worker import run_in_worker
 
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING", "RESIZING",
           "SUSPENDED", "SIGNALING", "STAGE_OUT", "PREEMPTED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
@@ -93,22 +95,21 @@ def job_states(job_ids) -> dict[str, str]:
 # ---- the registry of submitted jobs -----------------------------------------------------------------------------
 
 
-def registry_path(out: Path) -> Path:
-    return Path(out) / "slurm" / "jobs.jsonl"
-
-
-def read_registry(out: Path) -> dict[str, dict]:
-    """The latest job submitted for each run: {run: {"job": id, "log": path, "submitted": time}}."""
-    path, jobs = registry_path(out), {}
-    if not path.exists():
+def read_registry(folder) -> dict[str, dict]:
+    """The latest job submitted for each run: {run: {"job": id, "log": path, "submitted": time}} (a line that is not
+    such a row, a torn last one say, is passed over: that job is looked for again by its run's record)."""
+    jobs = {}
+    try:
+        text = folder.jobs.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # none yet (or unreadable: no job to attach to)
         return jobs
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a torn last line: that job is looked for again by its run's record
-        if isinstance(row, dict) and "run" in row and "job" in row:
-            jobs[row["run"]] = row
+            continue
+        if isinstance(row, dict) and isinstance(row.get("run"), str) and isinstance(row.get("job"), (str, int)):
+            jobs[row["run"]] = {**row, "job": str(row["job"]), "log": str(row.get("log", ""))}
     return jobs
 
 
@@ -119,10 +120,6 @@ def run_job(spec, cfg, out, device, threads):
     """One run in a SLURM job. SIGTERM and SIGUSR2 end the run at its next step boundary with a checkpoint; after
     SIGUSR2 (the time limit is near) the job requeues itself. A stopped run's job exits without a result, so that
     the waiting sweep goes by the job's state (REQUEUED or PENDING: wait on; CANCELLED: report)."""
-    from ..errors import Stopped
-    from .launch import _worker_run
-    from .trainer import request_stop
-
     got = {}
 
     def stop(signum, frame):
@@ -132,7 +129,7 @@ def run_job(spec, cfg, out, device, threads):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGUSR2, stop)
     try:
-        return _worker_run(spec, cfg, out, device, threads=threads)
+        return run_in_worker(spec, cfg, out, device, threads=threads)
     except Stopped as e:
         print(f"scalepredict: {e}; checkpoint saved", file=sys.stderr, flush=True)
         job = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -160,9 +157,9 @@ def executor(ctx: SweepContext):
     """A submitit SlurmExecutor set from [launcher]."""
     import submitit
 
-    lc, folder = ctx.cfg.launcher, ctx.out / "slurm"
+    lc = ctx.cfg.launcher
     require_commands()
-    ex = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=3)
+    ex = submitit.SlurmExecutor(folder=str(ctx.folder.slurm), max_num_timeout=3)
     gpus = lc.gpus_per_run if lc.gpus_per_run is not None else (1 if ctx.device == "cuda" else 0)
     params = dict(time=lc.time_min, cpus_per_task=lc.cpus_per_run, job_name=f"scalepredict-{ctx.cfg.name}",
                   signal_delay_s=lc.signal_delay_s, additional_parameters=dict(lc.sbatch), setup=list(lc.setup))
@@ -199,7 +196,7 @@ def _submit(ex, todo, ctx: SweepContext, threads: int):
     rows = {}
     for spec, job in zip(todo, jobs):
         rows[spec.id] = {"run": spec.id, "job": str(job.job_id), "log": str(job.paths.stderr), "submitted": now}
-        append_line(registry_path(ctx.out), json.dumps(rows[spec.id]))
+        append_line(ctx.folder.jobs, json.dumps(rows[spec.id]))
     return rows
 
 
@@ -208,16 +205,16 @@ def _why_failed(row: dict, state: str | None) -> str:
     log = Path(row["log"])
     result = log.parent / log.name.replace("_log.err", "_result.pkl")
     if result.exists():
-        try:
-            import pickle
+        import pickle
 
+        try:
             with open(result, "rb") as f:
                 kind, value = pickle.load(f)
-            if kind == "error":
-                lines = [l for l in str(value).strip().splitlines() if l.strip()]
-                return lines[-1].strip() if lines else "an error"
-        except Exception:  # an unreadable result says no more than the state
-            pass
+        except (OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, pickle.UnpicklingError) as e:
+            return f"its result file {result.name} is unreadable ({type(e).__name__}); see the log"
+        if kind == "error":
+            lines = [l for l in str(value).strip().splitlines() if l.strip()]
+            return lines[-1].strip() if lines else "an error"
     if state is None:
         return "ended without a record (the scheduler no longer knows the job)"
     if state == "CANCELLED":
@@ -225,14 +222,14 @@ def _why_failed(row: dict, state: str | None) -> str:
     return state.lower().replace("_", " ")
 
 
-def launch(pending, ctx: SweepContext):
-    """Train `pending` as SLURM jobs and append each record to runs.jsonl as its job finishes. Jobs of an earlier
-    invocation still queued or running are attached to, not submitted again. Raises SchedulerError when the
-    scheduler cannot be reached or refuses the jobs, and InputError naming every failed job (with its log) once the
-    others are done; finished runs are kept either way."""
+def launch(pending, ctx: SweepContext, record: Recorder):
+    """Train `pending` as SLURM jobs and record each run as its job finishes. Jobs of an earlier invocation still
+    queued or running are attached to, not submitted again. Raises SchedulerError when the scheduler cannot be
+    reached or refuses the jobs, and InputError naming every failed job (with its log) once the others are done;
+    finished runs are kept either way."""
     lc = ctx.cfg.launcher
     threads = ctx.cfg.train.threads or lc.cpus_per_run
-    known = read_registry(ctx.out)
+    known = read_registry(ctx.folder)
     earlier = {s.id: known[s.id] for s in pending if s.id in known}
     states = job_states(r["job"] for r in earlier.values()) if earlier else {}
     live = {rid: row for rid, row in earlier.items() if states.get(row["job"]) in ACTIVE}
@@ -243,21 +240,17 @@ def launch(pending, ctx: SweepContext):
     rows = dict(live)
     if todo:
         rows.update(_submit(executor(ctx), todo, ctx, threads))
-        ctx.echo(f"submitted {len(todo)} job(s) to SLURM (logs in {ctx.out / 'slurm'}); waiting. If this process "
+        ctx.echo(f"submitted {len(todo)} job(s) to SLURM (logs in {ctx.folder.slurm}); waiting. If this process "
                  f"stops, the jobs go on: rerun the same command to collect them")
     specs = {s.id: s for s in pending}
-    waiting, failed, finished = dict(rows), [], 0
+    waiting, failed = dict(rows), []
     gone: dict[str, int] = {}
     started = time.time()
-    from .trainer import raise_if_stopped
-
     while waiting:
         for rid in list(waiting):
-            rec = read_record(ctx.out, rid)
+            rec = read_record(ctx.folder, rid)
             if rec is not None:
-                append_line(ctx.runs_path, json.dumps(rec))
-                finished += 1
-                ctx.echo(f"[{finished}/{len(rows)}] {run_line(specs[rid], rec)} (job {waiting[rid]['job']})")
+                record(specs[rid], rec, note=f" (job {waiting[rid]['job']})")
                 del waiting[rid]
         if not waiting:
             break
@@ -270,10 +263,8 @@ def launch(pending, ctx: SweepContext):
             # ended (or unknown to the scheduler) without a record: look twice, a record may be on its way (a
             # shared filesystem shows a file late)
             gone[rid] = gone.get(rid, 0) + 1
-            if gone[rid] < 2:
-                continue
-            if read_record(ctx.out, rid) is not None:
-                continue  # picked up on the next pass
+            if gone[rid] < 2 or read_record(ctx.folder, rid) is not None:
+                continue  # a record is picked up on the next pass
             why = _why_failed(row, state)
             failed.append(f"{rid} (job {row['job']}: {why}; log {row['log']})")
             ctx.echo(f"{rid}: job {row['job']} FAILED: {why}; log {row['log']}")
@@ -283,6 +274,37 @@ def launch(pending, ctx: SweepContext):
     if failed:
         raise InputError(f"{ctx.out}: {len(failed)} of {len(rows)} SLURM job(s) failed, first {failed[0]}; finished "
                          f"runs are kept: rerun the same command to retry (a stopped run resumes from its checkpoint)")
+
+
+def launch_local_jobs(pending, ctx: SweepContext, record: Recorder):
+    """`--launcher submitit` without SLURM: one local process per pending run through submitit's local executor.
+    Records are handed over as jobs finish, in any order; a failed job is reported and left for the next invocation
+    to retry, and every finished run is kept (its record.json too, should this waiting process die)."""
+    import submitit
+
+    cfg = ctx.cfg
+    ex = submitit.AutoExecutor(folder=str(ctx.folder.slurm), cluster="local")
+    ex.update_parameters(timeout_min=cfg.launcher.time_min, gpus_per_node=1 if ctx.device == "cuda" else 0,
+                         cpus_per_task=cfg.launcher.cpus_per_run, name=f"scalepredict-{cfg.name}")
+    # every job is a process on this machine, all at once: one thread each, or their threads fight over the cores
+    # (a tiny run took 50 s instead of 1 s with six two-thread jobs on two cores)
+    jobs = {ex.submit(run_in_worker, s, cfg, str(ctx.out), ctx.device, False, 1): s for s in pending}
+    ctx.echo(f"submitted {len(jobs)} jobs to local processes (logs in {ctx.folder.slurm}); waiting: rerun the same "
+             f"command to resume if interrupted")
+    failed = []
+    for job in submitit.helpers.as_completed(list(jobs), poll_frequency=1.0):
+        spec = jobs[job]
+        try:
+            rec = job.result()
+        except Exception as e:  # submitit re-raises the job's own exception, of any type; its traceback is logged
+            first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            failed.append(f"{spec.id} (job {job.job_id}: {first})")
+            ctx.echo(f"{spec.id}: job {job.job_id} FAILED: {first}")
+            continue
+        record(spec, rec)
+    if failed:
+        raise InputError(f"{ctx.out}: {len(failed)} of {len(jobs)} jobs failed, first {failed[0]}; logs in "
+                         f"{ctx.folder.slurm}; finished runs are kept: rerun the same command to retry the rest")
 
 
 def _sleep(seconds: float, check) -> None:

@@ -14,34 +14,53 @@ finished runs whole, started runs by their steps done. Reads only; never imports
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import lock_holder
+from ..files import SweepFolder, lock_holder, read_json_object
+from ..textfmt import num
 from .progress import steps_logged
 from .resume import read_finished, read_record
+from .slurm import QUEUED, SchedulerError, job_states, read_registry
 
 STATES = ("finished", "diverged", "running", "queued", "stopped", "failed", "planned")
 RUNNING_IF_LOGGED_WITHIN = 300.0  # seconds: a local run whose log grew this recently, in a held folder, is running
 
 
+def _plan(folder: SweepFolder) -> tuple[dict, list[dict]]:
+    """sweep.json and its planned runs (bracketing ones included), every field status reads checked."""
+    meta = read_json_object(folder.meta, "a sweep file (sweep.json)")
+    runs = []
+    for key in ("plan", "bracket"):
+        part = meta.get(key, [] if key == "bracket" else None)
+        if not isinstance(part, list):
+            raise InputError(f"{folder.meta}: field '{key}' should be a list of planned runs")
+        for i, p in enumerate(part):
+            where = f"{folder.meta}: {key}[{i}]"
+            if not isinstance(p, dict) or not isinstance(p.get("run"), str) or "/" in p["run"] or not p["run"]:
+                raise InputError(f"{where}: a planned run needs its id ('run')")
+            for k in ("budget", "compute", "params", "tokens", "steps"):
+                v = p.get(k)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                                      or v < 0):
+                    raise InputError(f"{where}: field '{k}' should be a number, got {v!r}")
+            runs.append(p)
+    return meta, runs
+
+
 def sweep_status(out: Path) -> dict:
     """The state of every planned run of the sweep in OUT, the compute spent against the plan, and the SLURM jobs."""
-    from .slurm import QUEUED, SchedulerError, job_states, read_registry
-
-    out = Path(out)
-    meta_path = out / "sweep.json"
-    if not meta_path.exists():
+    folder = SweepFolder(Path(out))
+    out = folder.path
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; give the sweep's folder")
+    if not folder.meta.exists():
         raise InputError(f"{out}: no sweep here (no sweep.json); `scalepredict sweep --out {out}` starts one")
-    try:
-        meta = json.loads(meta_path.read_text())
-        plan = list(meta["plan"]) + list(meta.get("bracket", []))
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise InputError(f"{meta_path}: not a sweep file (no plan)") from None
-    done = read_finished(out / "runs.jsonl")
-    jobs = read_registry(out)
+    meta, plan = _plan(folder)
+    done = read_finished(folder.runs)
+    jobs = read_registry(folder)
     scheduler, states = None, {}
     if jobs:
         try:
@@ -53,14 +72,14 @@ def sweep_status(out: Path) -> dict:
     runs = []
     for p in plan:
         rid = p["run"]
-        run_dir = out / "runs" / rid
+        run = folder.run(rid)
         steps = p.get("steps") or 0
         job = jobs.get(rid)
         job_state = states.get(job["job"]) if job else None
         row = {"run": rid, "budget": p.get("budget"), "compute": p.get("compute"), "params": p.get("params"),
                "tokens": p.get("tokens"), "steps": steps, "steps_done": 0, "loss": None,
                "job": job["job"] if job else None, "job_state": job_state, "log": job["log"] if job else None}
-        rec = done.get(rid) or read_record(out, rid)
+        rec = done.get(rid) or read_record(folder, rid)
         if rec is not None:
             row["state"] = "finished" if rec.get("status", "ok") == "ok" else "diverged"
             row["steps_done"] = rec.get("steps_done", steps)
@@ -68,7 +87,7 @@ def sweep_status(out: Path) -> dict:
             if rid not in done:
                 row["note"] = "finished; its record is collected by the next `sweep`"
         else:
-            logged = steps_logged(run_dir)
+            logged = steps_logged(run.path)
             row["steps_done"] = logged
             if job_state == "RUNNING":
                 row["state"] = "running"
@@ -81,9 +100,8 @@ def sweep_status(out: Path) -> dict:
             elif job is not None and job_state is None and not logged and scheduler is None:
                 row["state"] = "failed"
                 row["note"] = "its job ended without a record (the scheduler no longer knows it)"
-            elif logged or (run_dir / "state.pt").exists():
-                recent = (run_dir / "log.jsonl").exists() and now - (run_dir / "log.jsonl").stat().st_mtime \
-                    < RUNNING_IF_LOGGED_WITHIN
+            elif logged or run.state.exists():
+                recent = run.log.is_file() and now - run.log.stat().st_mtime < RUNNING_IF_LOGGED_WITHIN
                 row["state"] = "running" if holder and recent and job is None else "stopped"
             else:
                 row["state"] = "planned"
@@ -92,16 +110,15 @@ def sweep_status(out: Path) -> dict:
     spent = sum((r["compute"] or 0.0) * (1.0 if r["state"] in ("finished", "diverged")
                                          else min(1.0, r["steps_done"] / max(r["steps"], 1))) for r in runs)
     counts = {s: sum(r["state"] == s for r in runs) for s in STATES}
-    return {"folder": str(out), "config": meta.get("config", {}).get("name"), "runs": runs, "counts": counts,
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    return {"folder": str(out), "config": config.get("name"), "runs": runs, "counts": counts,
             "compute_planned": planned, "compute_spent": spent, "sweep_process": holder,
             "scheduler_error": scheduler, "slurm_jobs": len(jobs),
-            "fitted": (out / "fit.json").exists()}
+            "fitted": folder.fit.exists()}
 
 
 def status_lines(st: dict) -> list[str]:
     """The status as a table and a summary, for the terminal."""
-    from ..summary import num
-
     slurm = st["slurm_jobs"] > 0
     head = f"{'run':<22} {'budget':>10} {'params':>10} {'state':<9} {'steps':>15} {'loss':>8}"
     lines = [head + ("  job (SLURM state)" if slurm else "")]

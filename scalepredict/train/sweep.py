@@ -1,11 +1,11 @@
-"""A sweep: plan the runs, train them (resuming where a previous attempt stopped), add bracketing sizes where a set's
-best run sits at its edge, then fit, predict, plot and report with the same functions as the `fit`, `predict`,
-`plot` and `report` commands. Every result is written atomically; runs.jsonl gets one whole line per finished run.
+"""A sweep's training: plan the runs, train them (resuming where a previous attempt stopped) and add bracketing sizes
+where a set's best run sits at its edge. The fit, the predictions, the figures and the report that follow are the
+pipeline's (scalepredict/pipeline.py); nothing here fits. Every result is written atomically; runs.jsonl gets one
+whole line per finished run.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from datetime import datetime, timezone
@@ -16,24 +16,25 @@ import numpy as np
 from .. import __version__
 from ..config import Config
 from ..errors import InputError
-from ..files import atomic_write_json, output_folder
+from ..files import SweepFolder, atomic_write_json, output_folder, read_json_object
 from ..plan import bracket_next, plan
 from .context import SweepContext
+from .devices import auto_jobs, cluster_device, pick_device, visible_gpus
 from .dryrun import print_plan, repetition_warning
-from .launch import _need_submitit, auto_jobs, on_slurm, train_specs, visible_gpus
-from .resume import drop_torn_tail, read_finished, recover_finished
+from .launch import need_submitit, on_slurm, train_specs
+from .resume import read_finished, recover_finished, resume as resume_runs
 
 
 def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False, dry_run: bool = False,
-              launcher: str | None = None, echo=print, keep_state: bool = False, finish: bool = True,
-              jobs: int | str = 1) -> dict | None:
-    """Train every planned run not yet in OUT/runs.jsonl, then (if `finish`) fit, predict, plot and report."""
+def train_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False, dry_run: bool = False,
+                launcher: str | None = None, echo=print, keep_state: bool = False,
+                jobs: int | str = 1) -> SweepFolder | None:
+    """Train every planned run not yet in OUT/runs.jsonl (bracketing sizes included); the sweep's folder, or None
+    for a dry run (the plan printed, nothing trained)."""
     from .data import load_corpus
-    from .trainer import pick_device
 
     launcher = launcher or cfg.launcher.kind
     wanted = device if device != "auto" else cfg.train.device
@@ -68,44 +69,30 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
     if launcher == "slurm":  # before the folder is made: a machine without SLURM gets one line and no sweep folder
         from .slurm import require_commands
 
-        _need_submitit(launcher)
+        need_submitit(launcher)
         require_commands()
-    ctx = SweepContext(cfg, corpus, Path(out), device, echo, jobs, keep_state, launcher)
-    with output_folder(ctx.out, "sweep.json", "sweep", echo, resume):
+    ctx = SweepContext(cfg, corpus, SweepFolder(Path(out)), device, echo, jobs, keep_state, launcher)
+    with output_folder(ctx.out, ctx.folder.meta.name, "sweep", echo, resume):
         meta = _open_sweep(ctx, specs)
         _train_all(ctx, specs, meta)
-    return finish_sweep(cfg, ctx.out, echo) if finish else None
-
-
-def cluster_device(name: str, cfg: Config) -> str:
-    """The device of runs that train on a cluster's nodes: cuda where asked for ([train] device, --device) or where
-    [launcher] gpus_per_run asks for GPUs; with auto and no GPUs asked for, what this machine has."""
-    if name in ("cuda", "cpu"):
-        return name
-    if cfg.launcher.gpus_per_run:
-        return "cuda"
-    if cfg.launcher.gpus_per_run == 0:
-        return "cpu"
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return ctx.folder
 
 
 def _open_sweep(ctx: SweepContext, specs) -> dict:
     """sweep.json: checked against this config and data where it exists (a resume), else started."""
-    meta_path = ctx.out / "sweep.json"
+    meta_path = ctx.folder.meta
     cfg, corpus = ctx.cfg, ctx.corpus
     if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
-            raise InputError(f"{meta_path}: corrupt sweep file; move the folder away to start again") from None
+        meta = read_json_object(meta_path, "a sweep file (sweep.json)")
         if meta.get("config_digest") != cfg.digest():
-            raise InputError(f"{ctx.out}: made by a different config ({meta.get('config', {}).get('name', '?')}, "
-                             f"digest {meta.get('config_digest')}); use another --out, or the same config to resume")
-        if meta.get("data", {}).get("fingerprint") != corpus.fingerprint:
-            raise InputError(f"{ctx.out}: made with different data (fingerprint {meta['data']['fingerprint'][:12]}, "
+            raise InputError(f"{ctx.out}: made by a different config (digest {meta.get('config_digest')}, this one "
+                             f"{cfg.digest()}); use another --out, or the same config to resume")
+        old = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+        if old.get("fingerprint") != corpus.fingerprint:
+            raise InputError(f"{ctx.out}: made with different data (fingerprint {str(old.get('fingerprint'))[:12]}, "
                              f"now {corpus.fingerprint[:12]}); use another --out")
+        if not isinstance(meta.get("resumed", []), list):
+            meta["resumed"] = []
         meta.setdefault("resumed", []).append(_now())
         meta["plan"] = [s.as_dict() for s in specs]  # what this version plans (a newer one may add sizes)
     else:
@@ -128,10 +115,7 @@ def _train_all(ctx: SweepContext, specs, meta: dict) -> None:
     warning = repetition_warning(specs, ctx.corpus)
     if warning:
         ctx.echo(warning)
-    if drop_torn_tail(ctx.runs_path):
-        ctx.echo(f"{ctx.runs_path}: cut off an unterminated last line (a write a crash interrupted)")
-    done = read_finished(ctx.runs_path)
-    recover_finished(specs, done, ctx.out, ctx.runs_path, ctx.echo)
+    done = resume_runs(ctx.folder, specs, ctx.echo)
     pending = [s for s in specs if s.id not in done]
     if done:
         ctx.echo(f"resuming {ctx.out}: {len(done)} of {len(specs)} runs finished, {len(pending)} to go")
@@ -140,68 +124,18 @@ def _train_all(ctx: SweepContext, specs, meta: dict) -> None:
     # [sweep] bracket per budget), pass after pass, so that the frontier point is a minimum and not an upper bound
     known, planned = list(specs), {sp.id for sp in specs}
     while ctx.cfg.sweep.bracket:
-        done = read_finished(ctx.runs_path)
+        done = read_finished(ctx.folder.runs)
         new = bracket_next(ctx.cfg, known, planned, done, ctx.corpus.vocab_size)
         if not new:
             break
         known += new
         meta["bracket"] = [sp.as_dict() for sp in known if sp.id not in planned]
-        atomic_write_json(ctx.out / "sweep.json", meta)
-        recover_finished(new, done, ctx.out, ctx.runs_path, ctx.echo)
+        atomic_write_json(ctx.folder.meta, meta)
+        recover_finished(new, done, ctx.folder, ctx.echo)
         todo = [sp for sp in new if sp.id not in done]
         if todo:
             ctx.echo(f"bracketing: {len(todo)} IsoFLOP set(s) have their best run at an edge; adding "
                      + ", ".join(sp.id for sp in todo))
             train_specs(todo, known, ctx)
     meta["finished"] = _now()
-    atomic_write_json(ctx.out / "sweep.json", meta)
-
-
-def finish_sweep(cfg: Config, out: Path, echo=print) -> dict:
-    """The end step, with the functions behind `fit`, `predict`, `plot` and `report`: the compute law on the
-    frontier and the chinchilla law on all runs, predictions at the targets (with the compute-optimal N* and D*
-    that spend each target's exact FLOPs on this recipe's shapes), fit.json, predictions.json, the plot, the
-    backtest.json, the report; the fit and the predictions printed as `fit` and `predict` print them."""
-    from ..fit import fit_law
-    from ..summary import prediction_lines
-    from ..fitfile import file_digest
-    from ..plan import optimal_split
-    from ..plots import prediction_figure
-    from ..report import report_backtest, write_report
-    from ..runs import load_runs
-
-    runs_path = out / "runs.jsonl"
-    table = load_runs(runs_path)
-    for r in table.excluded:
-        echo(f"warning: run {r.get('run')} {r['reason']}: left out of the fit")
-    inputs = [file_digest(runs_path)]
-    fit = fit_law(table, "compute", inputs=inputs)
-    atomic_write_json(out / "fit.json", fit.to_dict())
-    chin = None
-    try:
-        chin = fit_law(table, "chinchilla", inputs=inputs)
-        atomic_write_json(out / "fit-chinchilla.json", chin.to_dict())
-    except InputError as e:
-        echo(f"warning: chinchilla fit skipped: {e}")
-    targets = sorted(cfg.sweep.targets) or [fit.max_compute * k for k in (10, 100, 1000, 10000)]
-    preds = fit.predict(compute=targets)
-    if chin is not None:
-        vocab = int(table.records[0].get("vocab_size") or cfg.data.vocab_size or 256)
-        n_opt, d_opt = optimal_split(chin, targets, cfg, vocab)
-        for p, c, n, d in zip(preds, chin.predict(compute=targets, params=n_opt, tokens=d_opt), n_opt, d_opt):
-            p["optimal_params"], p["optimal_tokens"] = float(n), float(d)
-            p["chinchilla_loss"], p["chinchilla_lower"], p["chinchilla_upper"] = c["loss"], c["lower"], c["upper"]
-    atomic_write_json(out / "predictions.json", {"law": "compute", "compute_convention": fit.compute_convention,
-                                                  "predictions": preds})
-    bt = report_backtest(table, fit)
-    if bt is not None:
-        atomic_write_json(out / "backtest.json", bt)
-    for w in fit.warnings:
-        echo(f"warning: {w}")
-    prediction_figure(fit, out / "prediction.png", targets=targets)
-    write_report(out, out / "report.md")
-    echo("")
-    for line in fit.report() + [""] + prediction_lines(preds):
-        echo(line)
-    echo(f"wrote {out / 'fit.json'}, {out / 'predictions.json'}, {out / 'prediction.png'}, {out / 'report.md'}")
-    return {"fit": fit, "chinchilla": chin, "predictions": preds}
+    atomic_write_json(ctx.folder.meta, meta)

@@ -9,68 +9,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import Stopped
-from ..files import append_line, atomic_write_json, folder_lock
 from ..config import TrainConfig
+from ..errors import Stopped
+from ..files import RunFolder, append_line, atomic_write_json, folder_lock
 from ..plan import RunSpec, lr_at
 from .data import Corpus, get_batch, val_windows
 from .model import GPT
+from .stopping import stop_signal
 
 DIVERGENCE_FACTOR = 1.5  # a smoothed train loss this far above its best so far (after warmup) is a blow-up
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_STOP: dict = {"signum": None, "escalate": False}
-
-
-def raise_if_stopped(message: str = "interrupted") -> None:
-    if _STOP["signum"] is not None:
-        raise Stopped(_STOP["signum"], message)
-
-
-def request_stop(signum: int) -> None:
-    """Ask the run in progress to end on its next step boundary (as a stop signal inside the context does)."""
-    _STOP["signum"] = signum
-
-
-def _on_stop_signal(signum, frame):
-    if _STOP["signum"] is not None and _STOP["escalate"]:
-        raise Stopped(signum, "interrupted again: stopped at once, without waiting for the step to end")
-    request_stop(signum)
-
-
-@contextmanager
-def stop_at_step_boundary(escalate: bool = True):
-    """Within: SIGINT and SIGTERM set a stop flag instead of killing the process (main thread only), and train_run
-    ends its run on the next step boundary with a checkpoint and raises Stopped. With `escalate`, a second signal
-    raises Stopped at once (a user who presses Ctrl-C twice does not wait for a long evaluation)."""
-    _STOP.update(signum=None, escalate=escalate)
-    old = {}
-    if threading.current_thread() is threading.main_thread():
-        old = {s: signal.signal(s, _on_stop_signal) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        _STOP.update(signum=None, escalate=False)
-
-
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        from ..errors import InputError
-
-        raise InputError("--device cuda: no CUDA device is available to torch (a CPU build, or no GPU)")
-    return name
 
 
 def compiles(t: TrainConfig, device: str) -> bool:
@@ -153,38 +106,24 @@ def _save_state(path: Path, model, opt, step, extra):
     os.replace(tmp, path)
 
 
-def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, run_dir: Path, device: str, val_tokens: int,
-              progress=None, keep_state: bool = False) -> dict:
-    """Train one run to the end (resuming from run_dir/state.pt if present) and return its run-table record. The
-    run folder is locked meanwhile: a second process on the same run (a SLURM job resubmitted by a rerun while the
+def train_run(spec: RunSpec, corpus: Corpus, t: TrainConfig, folder: RunFolder | Path, device: str,
+              val_tokens: int, progress=None, keep_state: bool = False) -> dict:
+    """Train one run to the end (resuming from its state.pt if present) and return its run-table record. The run
+    folder is locked meanwhile: a second process on the same run (a SLURM job resubmitted by a rerun while the
     first still runs, an orphan worker) fails at once with an InputError naming the process that trains it."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with folder_lock(run_dir):
-        return _train_run_locked(spec, corpus, t, run_dir, device, val_tokens, progress, keep_state)
+    folder = folder if isinstance(folder, RunFolder) else RunFolder(Path(folder))
+    folder.path.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder.path):
+        return _train_run_locked(spec, corpus, t, folder, device, val_tokens, progress, keep_state)
 
 
-def _train_run_locked(spec, corpus, t, run_dir, device, val_tokens, progress, keep_state):
-    state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
+def _train_run_locked(spec, corpus, t, folder: RunFolder, device, val_tokens, progress, keep_state):
+    state_path, log_path = folder.state, folder.log
     torch.manual_seed(spec.seed)
     model = GPT(spec.shape).to(device)
     opt = make_optimizer(model, spec.lr, t)
     rng = np.random.default_rng([spec.seed, spec.shape.n_layer, spec.shape.d_model, spec.steps])  # batch order
-    step, wall, best, ema = 0, 0.0, math.inf, None
-    if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, wall, best, ema = state["step"], state["wall"], state["best"], state["ema"]
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        # drop log lines written after the checkpoint: they will be written again
-        if log_path.exists():
-            lines = [l for l in log_path.read_text().splitlines() if l.strip()]
-            keep = [l for l in lines if _step_of(l) <= step]
-            log_path.write_text("".join(l + "\n" for l in keep))
-    elif log_path.exists():
-        log_path.unlink()
-    (run_dir / "record.json").unlink(missing_ok=True)
+    step, wall, best, ema = _restore(folder, model, opt, rng, device)
     train_model = model
     if compiles(t, device):
         train_model = torch.compile(model)
@@ -200,10 +139,10 @@ def _train_run_locked(spec, corpus, t, run_dir, device, val_tokens, progress, ke
                                                    "torch_rng": torch.get_rng_state()})
 
     while step < spec.steps:
-        if _STOP["signum"] is not None:  # a stop signal: end on this step boundary, resumable exactly from here
+        if stop_signal() is not None:  # a stop signal: end on this step boundary, resumable exactly from here
             if step:
                 checkpoint()
-            raise Stopped(_STOP["signum"], f"{spec.id} stopped at step {step} of {spec.steps}")
+            raise Stopped(stop_signal(), f"{spec.id} stopped at step {step} of {spec.steps}")
         lr = lr_at(step, spec, t)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -238,22 +177,47 @@ def _train_run_locked(spec, corpus, t, run_dir, device, val_tokens, progress, ke
         status, val_loss = "diverged", None
     if val_loss is not None:
         append_line(log_path, json.dumps({"step": step, "tokens": step * tokens_per_step, "val_loss": val_loss}))
+    rec = _record(spec, t, device, status, val_loss, step, int(windows.shape[0] * spec.shape.seq_len),
+                  time.time() - t0, train_seconds)
+    # the finished record, before the checkpoint goes: a sweep that dies before appending it to runs.jsonl (a
+    # killed parent, a lost SLURM waiter) recovers it from here on resume instead of training the run again
+    atomic_write_json(folder.record, rec)
+    if not keep_state:
+        state_path.unlink(missing_ok=True)
+    return rec
+
+
+def _restore(folder: RunFolder, model, opt, rng, device) -> tuple:
+    """(step, wall seconds, best smoothed loss, its EMA) of a run resumed from its checkpoint (the model, optimizer
+    and both random streams restored, the log cut back to the checkpoint's step), or of a fresh run."""
+    folder.record.unlink(missing_ok=True)
+    if not folder.state.exists():
+        folder.log.unlink(missing_ok=True)
+        return 0, 0.0, math.inf, None
+    state = torch.load(folder.state, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    if folder.log.exists():  # log lines written after the checkpoint will be written again
+        lines = [l for l in folder.log.read_text().splitlines() if l.strip()]
+        folder.log.write_text("".join(l + "\n" for l in lines if _step_of(l) <= state["step"]))
+    return state["step"], state["wall"], state["best"], state["ema"]
+
+
+def _record(spec, t, device, status, val_loss, step, val_tokens, wall, train_seconds) -> dict:
+    """The finished run's record: its plan, its loss (where it did not diverge), and how it trained."""
     rec = spec.as_dict()
     rec.update({
         "loss": val_loss, "loss_kind": "val nats/token", "status": status, "final": True, "steps_done": step,
-        "val_tokens": int(windows.shape[0] * spec.shape.seq_len), "schedule": t.schedule,
-        "wall_seconds": round(time.time() - t0, 2), "train_seconds": round(train_seconds, 2),
-        "train_flops_per_s": spec.shape.train_flops_per_token * step * tokens_per_step / max(train_seconds, 1e-9),
+        "val_tokens": val_tokens, "schedule": t.schedule, "wall_seconds": round(wall, 2),
+        "train_seconds": round(train_seconds, 2),
+        "train_flops_per_s": spec.shape.train_flops_per_token * step * spec.batch_tokens / max(train_seconds, 1e-9),
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "threads": torch.get_num_threads(),  # CPU losses are bit-reproducible at a fixed thread count only
     })
     if status != "ok":
         rec.pop("loss")
-    # the finished record, before the checkpoint goes: a sweep that dies before appending it to runs.jsonl (a
-    # killed parent, a lost SLURM waiter) recovers it from here on resume instead of training the run again
-    atomic_write_json(run_dir / "record.json", rec)
-    if not keep_state:
-        state_path.unlink(missing_ok=True)
     return rec
 
 

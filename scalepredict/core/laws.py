@@ -1,7 +1,7 @@
 """The law catalogue. Each law is data: its formula, its parameters (bounds, whether they are optimized on a log
 scale, a grid of starting values) and a vectorized log-prediction, so adding a law is a few lines.
 
-Every law is fitted in log space (residual = log prediction - log loss, method.md section 3), so each law gives
+Every law is fitted in log space (residual = log prediction - log loss; docs/fitting.md), so each law gives
 `log_predict(theta, X)`: theta has shape (..., n_params) in natural units, X maps input names to arrays that
 broadcast against theta[..., :1] (shape (n,) for one fit, (B, n) for a batch of bootstrap replicas).
 """
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class Law:
     starts: Callable[[dict, np.ndarray], np.ndarray]  # (X, loss) -> starting grid, shape (S, n_params), natural units
     doc: str = ""
     derived: dict = field(default_factory=dict)
+    # what the law is fitted to and a backtest scores it on: "frontier" (each IsoFLOP set's compute-efficient
+    # point) or "runs" (every run, at its own params and tokens)
+    points: str = "frontier"
     # d log_predict / d (internal coordinates), shape (..., n, n_params); finite differences where None
     log_jacobian: Callable[[np.ndarray, dict], np.ndarray] | None = None
 
@@ -209,6 +214,7 @@ CHINCHILLA = Law(
     starts=_chinchilla_starts,
     doc="Hoffmann et al. 2022 approach 3: loss against parameters N and tokens D; gives compute-optimal N*, D*.",
     derived={"optimal_allocation": optimal_allocation},
+    points="runs",
 )
 
 
@@ -250,6 +256,7 @@ TIED = Law(
     starts=_tied_starts,
     doc="Gadre et al. 2024's reduced law: one exponent for N and D; fewer free parameters, a better-identified floor.",
     derived={"optimal_allocation": lambda theta, c: optimal_allocation(_tied_full(np.asarray(theta)), c)},
+    points="runs",
 )
 
 
@@ -259,7 +266,5 @@ LAWS = {law.name: law for law in (COMPUTE, POWER, CHINCHILLA, TIED)}
 def get_law(name: str) -> Law:
     try:
         return LAWS[name]
-    except KeyError:
-        from .errors import InputError
-
-        raise InputError(f"unknown law '{name}' (choose from {', '.join(LAWS)})") from None
+    except (KeyError, TypeError):
+        raise InputError(f"unknown law {name!r} (choose from {', '.join(LAWS)})") from None

@@ -12,15 +12,18 @@ computed (and tested) on their own, then added in quadrature.
   with their degrees of freedom): a few points leave the residual scale badly estimated, and the scatter of
   seeds is a floor no law can predict away.
 - model: the law is only an approximation, and published extrapolations miss by more than their in-sample
-  intervals say (method.md section 3): a stated prior that grows with the decades of extrapolation beyond the
+  intervals say (Choshen et al. 2024; docs/fitting.md): a stated prior that grows with the decades of extrapolation beyond the
   largest fitted compute.
 """
 
 from __future__ import annotations
 
+import math
 from statistics import NormalDist
 
 import numpy as np
+
+from .. import defaults
 
 # Model-error prior, log-space standard deviation per decade of extrapolation beyond the largest fitted compute.
 # Chosen so backtests of the Chinchilla frontier cover at least the nominal 90% (experiments/chinchilla_backtest.py
@@ -85,7 +88,36 @@ def model_term(compute, max_compute: float, per_decade: float = MODEL_ERROR_PER_
     return per_decade * decades
 
 
+def residual_inflation(n: int, dof: int) -> float:
+    """sqrt(n / dof): how much larger a new point's residual is than the fitted points' own, whose scatter the
+    fitted parameters absorbed in part (the pass-rate law and the task links draw residuals scaled by it)."""
+    return math.sqrt(n / max(dof, 1))
+
+
+def split_normal_scales(center_log: float, lower, upper, level: float) -> tuple[float, float]:
+    """The (lower, upper) log-space scales of a two-piece normal whose `level` interval is [lower, upper] around
+    exp(center_log); 0 on a side without a bound. Predictions are read back as distributions this way (a task's
+    step 1, the members of a law average)."""
+    z = z_of(level)
+    s_lo = (center_log - math.log(lower)) / z if lower is not None else 0.0
+    s_hi = (math.log(upper) - center_log) / z if upper is not None else 0.0
+    return max(s_lo, 0.0), max(s_hi, 0.0)
+
+
 def combine(parameter, noise, model):
     """Lower and upper log-space standard deviations: the terms in quadrature. `parameter` is (lo, hi)."""
     p_lo, p_hi = parameter
     return np.sqrt(p_lo**2 + noise**2 + model**2), np.sqrt(p_hi**2 + noise**2 + model**2)
+
+
+def range_warning(compute: float, lo: float, hi: float) -> str | None:
+    """A target far outside the fitted compute [lo, hi]: beyond MAX_EXTRAPOLATION x the largest, or below
+    MIN_EXTRAPOLATION x the smallest fitted run."""
+    ratio = compute / hi
+    if ratio > defaults.MAX_EXTRAPOLATION:
+        return (f"target {compute:.3g} is {ratio:,.0f}x the largest fitted compute, beyond the "
+                f"{defaults.MAX_EXTRAPOLATION:,.0f}x that predictable-scaling evidence covers")
+    if compute < lo * defaults.MIN_EXTRAPOLATION:
+        return (f"target {compute:.3g} is {lo / compute:,.3g}x below the smallest fitted compute ({lo:.3g}): the law "
+                f"is not meant for runs far smaller than those it was fitted to")
+    return None

@@ -1,6 +1,5 @@
-"""Figures for planning reviews. One restrained style, decided here: grayscale-safe (markers and line styles
-carry the meaning, not colour alone), units on every axis, labels that do not overlap at the demo's sizes.
-"""
+"""Figures of a loss fit: the prediction (loss against compute, the law, its interval, the targets, residuals), the
+IsoFLOP sets, the compute-optimal allocation, a backtest, and a sweep's training curves."""
 
 from __future__ import annotations
 
@@ -10,45 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-
-INK, MID, LIGHT = "#1b1b1b", "#5b6b7b", "#c9d1d9"
-ACCENT = "#1f5fa8"  # one accent colour; everything also reads in grayscale
-STYLE = {
-    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.color": "#e6e6e6",
-    "grid.linewidth": 0.6, "legend.frameon": False, "legend.fontsize": 8, "axes.edgecolor": MID,
-    "xtick.color": MID, "ytick.color": MID, "font.family": "DejaVu Sans",
-}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(STYLE)
-    return plt
-
-
-def _save(fig, path):
-    path = Path(path)
-    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise InputError(f"{path}: output must end in .png, .svg or .pdf")
-    if not path.parent.exists():
-        raise InputError(f"{path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        fig.savefig(tmp, bbox_inches="tight", metadata={"Date": None} if path.suffix == ".pdf" else None)
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write ({e.strerror})") from None
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+from .. import defaults
+from ..core.laws import optimal_allocation
+from ..errors import InputError
+from ..files import SweepFolder
+from ..frontier import frontier, isoflop_groups
+from .style import ACCENT, INK, LIGHT, MID, finite, pyplot, save
 
 
 def _loss_label(fit_or_kind="nats/token"):
@@ -56,8 +22,8 @@ def _loss_label(fit_or_kind="nats/token"):
 
 
 def _fmt_params(fit) -> str:
-    if hasattr(fit, "members"):  # --law auto: the laws averaged
-        return "average of " + ", ".join(m.candidate.name.split(" ")[0] for m in fit.members)
+    if len(fit.members) > 1:  # --law auto: the laws averaged
+        return "average of " + ", ".join(m.law for m in fit.members)
     parts = []
     for name, v, s in zip(fit.law.names, fit.values, fit.stderr):
         parts.append(f"{name}={v:.4g}" + (" (at bound)" if name in fit.at_bound
@@ -65,10 +31,10 @@ def _fmt_params(fit) -> str:
     return ", ".join(parts)
 
 
-def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9, unit: str = "nats/token"):
+def prediction_figure(fit, path, targets=None, held_out=None, level: float = defaults.LEVEL, unit: str = "nats/token"):
     """Loss against compute: fitted points, held-out points, the law extended to the targets with its interval
     shaded, each target labelled with its prediction; a residual panel below."""
-    plt = _plt()
+    plt = pyplot()
     targets = sorted(targets or [])
     d = fit.data
     x_lo = d.compute.min() / 2
@@ -82,7 +48,7 @@ def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9
     fig, (ax, axr) = plt.subplots(2, 1, figsize=(7.0, 5.6), sharex=True, gridspec_kw={"height_ratios": [3.2, 1]})
     ax.fill_between(grid, lo, hi, color=LIGHT, alpha=0.8, lw=0, label=f"{level:.0%} prediction interval")
     inside = grid <= fit.max_compute
-    ax.plot(grid[inside], mid[inside], color=INK, lw=1.4, label=f"fit: {fit.law.formula}")
+    ax.plot(grid[inside], mid[inside], color=INK, lw=1.4, label=f"fit: {fit.formula}")
     ax.plot(grid[~inside], mid[~inside], color=INK, lw=1.4, ls="--", label="extrapolation")
     ax.plot(d.compute, d.loss, "o", ms=5, color=ACCENT, mec="white", mew=0.6, zorder=5,
             label=f"fitted ({fit.n_points} {'frontier points' if d.frontier is not None else 'runs'})")
@@ -102,7 +68,7 @@ def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9
                     xytext=(0, 6 + 12 * (i % 2)), ha="center", va="bottom", fontsize=7, color=INK)
     ax.set_xscale("log")
     ax.set_ylabel(_loss_label(unit))
-    ax.set_title(f"{fit.law.name} law: {_fmt_params(fit)}", fontsize=8.5, color=INK)
+    ax.set_title(f"{fit.name} law: {_fmt_params(fit)}", fontsize=8.5, color=INK)
     ax.legend(loc="upper right", ncol=1)
     ymin = np.nanmin(np.concatenate([lo, d.loss])) * 0.97
     ymax = np.nanmax(np.concatenate([hi[inside], d.loss])) * 1.03
@@ -117,15 +83,13 @@ def prediction_figure(fit, path, targets=None, held_out=None, level: float = 0.9
     axr.set_ylabel("fit − observed (%)")
     axr.set_xlabel("training compute (FLOPs)")
     fig.align_ylabels()
-    _save(fig, path)
+    save(fig, path)
 
 
 def isoflop_figure(table, path, unit: str = "nats/token", added=()):
     """Loss against parameters for each IsoFLOP set, with the parabola in log N and its vertex. Runs named in
     `added` (those a sweep's bracketing trained beyond a set's edge) are drawn hollow."""
-    from .frontier import frontier, isoflop_groups
-
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     groups = [g for g in isoflop_groups(table) if len(g) >= 2]
     if not groups or not np.all(np.isfinite(table.params)):
@@ -156,14 +120,12 @@ def isoflop_figure(table, path, unit: str = "nats/token", added=()):
         ax.plot([], [], "o", ms=5, mfc="none", mec=INK, mew=0.8, label="added by bracketing")
     ax.set_title("IsoFLOP sets: loss against model size at fixed compute (FLOPs)")
     ax.legend(title="budget (FLOPs)", ncol=2, fontsize=7)
-    _save(fig, path)
+    save(fig, path)
 
 
 def optimal_figure(chin_fit, path, targets=None, table=None):
     """Compute-optimal N* and D* against compute from a chinchilla fit, extended to the targets."""
-    from .laws import optimal_allocation
-
-    plt = _plt()
+    plt = pyplot()
     targets = sorted(targets or [])
     c_lo = chin_fit.data.compute.min()
     c_hi = max([chin_fit.max_compute] + targets) * 2
@@ -180,8 +142,6 @@ def optimal_figure(chin_fit, path, targets=None, table=None):
             lo, hi = np.nanquantile(arr, [0.05, 0.95], axis=0)
             ax.fill_between(C, lo, hi, color=LIGHT, alpha=0.7, lw=0)
     if table is not None and np.all(np.isfinite(table.params)):
-        from .frontier import frontier
-
         pts = [p for p in frontier(table, pareto=False) if p.method == "vertex"]
         ax.plot([p.compute for p in pts], [p.params for p in pts], "o", ms=4, color=ACCENT, label="IsoFLOP vertices")
     for t in targets:
@@ -193,12 +153,12 @@ def optimal_figure(chin_fit, path, targets=None, table=None):
     ax.set_ylabel("parameters / tokens")
     ax.set_title(f"compute-optimal allocation: N* ∝ C^{a:.2f}, D* ∝ C^{1 - a:.2f} (90% bootstrap band)")
     ax.legend()
-    _save(fig, path)
+    save(fig, path)
 
 
 def backtest_figure(result: dict, path):
     """Relative error of held-out predictions against the extrapolation distance, with interval bars."""
-    plt = _plt()
+    plt = pyplot()
     cases = result["cases"]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     markers = "osD^v"
@@ -221,51 +181,53 @@ def backtest_figure(result: dict, path):
     ax.set_title(f"backtest: mean |error| {result['mape'] * 100:.2f}%"
                  + (f", {result['level']:.0%} intervals cover {cov:.0%}" if cov is not None else ""))
     ax.legend()
-    _save(fig, path)
+    save(fig, path)
 
 
-def _run_budgets(sweep_dir: Path) -> dict:
-    """Run id -> planned budget, from sweep.json's plan and bracketing runs (else from runs.jsonl)."""
-    out = {}
-    try:
-        meta = json.loads((sweep_dir / "sweep.json").read_text())
-        for spec in meta.get("plan", []) + meta.get("bracket", []):
-            out[spec["run"]] = spec["budget"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    if not out and (sweep_dir / "runs.jsonl").exists():
-        from .runs import read_rows
+def _log_rows(path: Path) -> list[dict]:
+    """The rows of a run's log.jsonl; a torn last line (a run still writing) is passed over, any other bad line is
+    an InputError naming it."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):
+                break
+            raise InputError(f"{path}, line {i}: not valid JSON") from None
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
-        out = {r["run"]: r["budget"] for _, r in read_rows(sweep_dir / "runs.jsonl")[1] if "run" in r and "budget" in r}
-    return out
 
-
-def curves_figure(sweep_dir, path, max_runs: int = 60, smooth: float = 0.9):
+def curves_figure(sweep_dir, path, budgets: dict | None = None, max_runs: int = 60, smooth: float = 0.9):
     """Training curves of a sweep's runs from runs/<id>/log.jsonl: the train loss against tokens, smoothed by a
     bias-corrected exponential moving average (`smooth`, 0 for raw; a small run's per-step loss is mostly batch
-    noise), shaded by budget, with each run's final validation loss as a dot. The y range leaves out the first
-    warmup transient so that the ends of the runs, which the fit uses, can be read."""
-    plt = _plt()
-    sweep_dir = Path(sweep_dir)
-
-    budgets = _run_budgets(sweep_dir)
+    noise), shaded by `budgets` (run id -> planned budget), with each run's final validation loss as a dot. The y
+    range leaves out the first warmup transient so that the ends of the runs, which the fit uses, can be read."""
+    plt = pyplot()
+    folder = SweepFolder(Path(sweep_dir))
+    budgets = budgets or {}
     order = {b: i for i, b in enumerate(sorted(set(budgets.values())))}
 
     def budget_of(p):  # run folders are named by their run ids; their budget position on the ladder
         return order.get(budgets.get(p.parent.name), 0)
 
-    logs = sorted((sweep_dir / "runs").glob("*/log.jsonl"), key=lambda p: (budget_of(p), p.parent.name))
+    logs = sorted(folder.runs_dir.glob("*/log.jsonl"), key=lambda p: (budget_of(p), p.parent.name))
     if not logs:
-        raise InputError(f"{sweep_dir}: no runs/*/log.jsonl to draw")
+        raise InputError(f"{folder.path}: no runs/*/log.jsonl to draw")
     if len(logs) > max_runs:  # keep the budgets' spread: every k-th run
         logs = logs[:: math.ceil(len(logs) / max_runs)]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     last = max(budget_of(p) for p in logs)
     shown = []
     for p in logs:
-        rows = [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
-        tr = [(r["tokens"], r["train_loss"]) for r in rows if "train_loss" in r and math.isfinite(r["train_loss"])]
-        va = [(r["tokens"], r["val_loss"]) for r in rows if "val_loss" in r]
+        rows = _log_rows(p)
+        tr = [(r["tokens"], r["train_loss"]) for r in rows if finite(r.get("train_loss")) and finite(r.get("tokens"))]
+        va = [(r["tokens"], r["val_loss"]) for r in rows if finite(r.get("val_loss")) and finite(r.get("tokens"))]
         color = str(0.1 + 0.6 * budget_of(p) / max(1, last))
         if tr:
             x, y = map(np.asarray, zip(*tr))
@@ -289,103 +251,6 @@ def curves_figure(sweep_dir, path, max_runs: int = 60, smooth: float = 0.9):
     ax.set_ylabel("train loss (nats/token); dots: final validation loss")
     what = f"EMA {smooth:g} of the " if smooth else ""
     ax.set_title(f"training curves ({what}train loss; darker: smaller budget)", fontsize=10)
-    _save(fig, path)
+    save(fig, path)
 
 
-def task_figure(tf, path, targets=None, metric: str | None = None, level: float = 0.9, held_out=None, preds=None):
-    """The two steps side by side for one metric: the task loss against compute (the runs, step 1's law, the
-    targets with their intervals), and the metric against the task loss (the runs, step 2's forms, their weighted
-    mean, the targets at their predicted loss with both intervals). `held_out`: [(compute, loss, value)] drawn
-    hollow, e.g. the true larger runs of a backtest. `preds`: prediction rows to draw instead of predicting at the
-    `targets` (e.g. targets given as params and tokens)."""
-    plt = _plt()
-    m = next((x for x in tf.metrics if x.name == metric), None) if metric else tf.metrics[0]
-    if m is None:
-        raise InputError(f"--metric {metric}: not in this fit (metrics: {', '.join(x.name for x in tf.metrics)})")
-    targets = sorted(targets or [])
-    if preds is None:
-        preds = tf.predict(compute=targets, level=level) if targets else []
-    preds = [p for p in preds if p["metric"] == m.name]
-    targets = sorted(targets + [p["compute"] for p in preds])
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
-    # step 1
-    hi_c = max([float(np.max(m.compute)) * 2] + [t * 1.5 for t in targets])
-    grid = np.geomspace(float(np.min(m.compute)) / 1.5, hi_c, 120)
-    step1 = tf.step1_of(m)
-    band = step1.predict(compute=grid, level=level)
-    mid = np.array([p["loss"] for p in band])
-    lo = np.array([p["lower"] or np.nan for p in band])
-    hi = np.array([p["upper"] or np.nan for p in band])
-    a1.fill_between(grid, lo, hi, color=LIGHT, alpha=0.8, lw=0, label=f"{level:.0%} interval")
-    a1.plot(grid, mid, color=INK, lw=1.3, label=f"step 1: {step1.law.name} law")
-    a1.plot(m.compute, m.loss, "o", ms=4.5, color=ACCENT, mec="white", mew=0.5, label=f"runs ({len(m.runs)})")
-    for i, p in enumerate(preds):
-        a1.errorbar([p["compute"]], [p["task_loss"]], yerr=[[p["task_loss"] - p["task_loss_lower"]],
-                                                            [p["task_loss_upper"] - p["task_loss"]]],
-                    fmt="D", ms=5, color=INK, mfc="white", capsize=3, zorder=6, label="target" if i == 0 else None)
-    a1.set_xscale("log")
-    a1.set_xlabel("training compute (FLOPs)")
-    a1.set_ylabel(f"task loss ({m.task_loss})")
-    # step 2
-    lo_l = min([float(np.min(m.loss))] + [p["task_loss_lower"] for p in preds])
-    hi_l = float(np.max(m.loss))
-    lg = np.linspace(lo_l - 0.05 * (hi_l - lo_l), hi_l, 200)
-    for l, w in zip(m.links, m.weights):
-        a2.plot(lg, m.as_metric(l(lg)), lw=0.9, ls=":", color=MID, label=f"{l.form} (weight {w:.2f})")
-    a2.plot(lg, m.as_metric(m.accuracy(lg)), lw=1.5, color=INK, label="step 2 (weighted)")
-    a2.plot(m.loss, m.as_metric(m.acc), "o", ms=4.5, color=ACCENT, mec="white", mew=0.5, label="runs")
-    if m.chance is not None:
-        a2.axhline(float(m.as_metric(m.chance)), color=MID, lw=0.8, ls="--", label="chance")
-    for i, p in enumerate(preds):
-        a2.errorbar([p["task_loss"]], [p["value"]], yerr=[[p["value"] - p["lower"]], [p["upper"] - p["value"]]],
-                    xerr=[[p["task_loss"] - p["task_loss_lower"]], [p["task_loss_upper"] - p["task_loss"]]],
-                    fmt="D", ms=5, color=INK, mfc="white", capsize=3, zorder=6, label="target" if i == 0 else None)
-        if len(preds) <= 2:  # more labels would overlap
-            a2.annotate(f"{p['value']:.3f}\n[{p['lower']:.3f}, {p['upper']:.3f}]", (p["task_loss"], p["upper"]),
-                        textcoords="offset points", xytext=(0, 5), ha="center", va="bottom", fontsize=7, color=INK)
-    for i, (c, loss, v) in enumerate(held_out or []):
-        label = "true (held out)" if i == 0 else None
-        a1.plot([c], [loss], "s", ms=5, mfc="white", mec=ACCENT, mew=1.1, zorder=7, label=label)
-        a2.plot([loss], [v], "s", ms=5, mfc="white", mec=ACCENT, mew=1.1, zorder=7, label=label)
-    a1.legend(loc="upper right")
-    a2.set_xlabel(f"task loss ({m.task_loss})")
-    a2.set_ylabel(m.name + (" (error)" if m.kind == "error" else " (accuracy)"))
-    a2.legend(loc="best")
-    fig.suptitle(f"{m.name}: two-step prediction", fontsize=9, color=INK)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def passrate_figure(fit, path, targets=None, level: float = 0.9):
-    """GPT-4's pass-rate law: -mean log pass rate against compute on log axes (the models, the law, the targets
-    with their intervals), and the per-problem pass rates implied at the largest target against those of the
-    largest fitted model."""
-    plt = _plt()
-    targets = sorted(targets or [])
-    preds = fit.predict(targets, level=level) if targets else []
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 4.2))
-    hi_c = max([float(np.max(fit.compute)) * 2] + [t * 1.5 for t in targets])
-    grid = np.geomspace(float(np.min(fit.compute)) / 1.5, hi_c, 100)
-    a1.plot(grid, fit.value(grid), color=INK, lw=1.3, label=f"alpha·C^-k: alpha={fit.alpha:.3g}, k={fit.k:.3g}")
-    a1.plot(fit.compute, fit.metric, "o", ms=5, color=ACCENT, mec="white", mew=0.5,
-            label=f"models ({len(fit.models)}; {len(fit.problems)} problems)")
-    for i, p in enumerate(preds):
-        a1.errorbar([p["compute"]], [p["metric"]], yerr=[[p["metric"] - p["lower"]], [p["upper"] - p["metric"]]],
-                    fmt="D", ms=5, color=INK, mfc="white", capsize=3, label="target" if i == 0 else None)
-    a1.set_xscale("log")
-    a1.set_yscale("log")
-    a1.set_xlabel("training compute (FLOPs)")
-    a1.set_ylabel("-mean log pass rate")
-    a1.legend(loc="upper right")
-    last = np.exp(-fit.problem_alpha * float(np.max(fit.compute)) ** (-fit.k))
-    if preds:
-        far = np.array([preds[-1]["problems"][p] for p in fit.problems])
-        a2.plot(last, far, "o", ms=4, color=ACCENT, mec="white", mew=0.4)
-        a2.plot([0, 1], [0, 1], color=MID, lw=0.8, ls="--")
-        a2.set_xlabel("pass rate, largest fitted model (fitted)")
-        a2.set_ylabel(f"pass rate implied at {preds[-1]['compute']:.3g} FLOPs")
-    else:
-        a2.hist(last, bins=20, color=ACCENT)
-        a2.set_xlabel("pass rate per problem, largest fitted model (fitted)")
-    fig.tight_layout()
-    _save(fig, path)

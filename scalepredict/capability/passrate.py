@@ -19,12 +19,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import defaults
-from .errors import InputError
-from .runs import _number, _where, read_rows
+from .. import __version__, defaults
+from ..core import checks
+from ..core.intervals import range_warning, residual_inflation
+from ..core.result import FitData
+from ..errors import InputError
+from ..runs import location, number, read_rows
 
 MIN_MODELS = 3
-N_BOOT = 1000
+N_DRAWS = 4000  # residual draws where there is no bootstrap
 
 
 @dataclass
@@ -60,22 +63,22 @@ def read_pass_table(path, columns: dict | None = None) -> PassTable:
     compute, models, cells = {}, [], {}
     conv = "6nd"
     for lineno, row in rows:
-        where = _where(path, lineno)
+        where = location(path, lineno)
         model, problem = str(row.get(c_model, "")).strip(), str(row.get(c_problem, "")).strip()
         if not model:
-            raise InputError(f"{_where(path, lineno, c_model)}: no model name")
+            raise InputError(f"{location(path, lineno, c_model)}: no model name")
         if not problem:
-            raise InputError(f"{_where(path, lineno, c_problem)}: no problem name")
+            raise InputError(f"{location(path, lineno, c_problem)}: no problem name")
         name, v = _col(row, columns.get("compute", "compute"))
         if name:
-            c = _number(v, path, lineno, name)
+            c = number(v, path, lineno, name)
             conv = "reported"
         else:
             pn, pv = _col(row, columns.get("params", "params"))
             tn, tv = _col(row, columns.get("tokens", "tokens"))
             if not (pn and tn):
                 raise InputError(f"{where}: needs compute, or params and tokens")
-            c = 6.0 * _number(pv, path, lineno, pn) * _number(tv, path, lineno, tn)
+            c = 6.0 * number(pv, path, lineno, pn) * number(tv, path, lineno, tn)
         if not c > 0:
             raise InputError(f"{where}: compute must be positive, got {c:g}")
         if model in compute and not math.isclose(compute[model], c, rel_tol=1e-9):
@@ -88,18 +91,18 @@ def read_pass_table(path, columns: dict | None = None) -> PassTable:
         pn_, pv_ = _col(row, columns.get("passes", "passes"), "successes", "n_correct", "correct")
         rn, rv = _col(row, columns.get("pass_rate", "pass_rate"), "rate", "pass@1")
         if sn and pn_:
-            n, s = _number(sv, path, lineno, sn), _number(pv_, path, lineno, pn_)
+            n, s = number(sv, path, lineno, sn), number(pv_, path, lineno, pn_)
             if n < 1 or n != int(n):
-                raise InputError(f"{_where(path, lineno, sn)}: samples must be a whole number >= 1, got {sv}")
+                raise InputError(f"{location(path, lineno, sn)}: samples must be a whole number >= 1, got {sv}")
             if s < 0 or s != int(s):
-                raise InputError(f"{_where(path, lineno, pn_)}: passes must be a whole number >= 0, got {pv_}")
+                raise InputError(f"{location(path, lineno, pn_)}: passes must be a whole number >= 0, got {pv_}")
             if s > n:
-                raise InputError(f"{_where(path, lineno, pn_)}: {int(s)} passes out of {int(n)} samples")
+                raise InputError(f"{location(path, lineno, pn_)}: {int(s)} passes out of {int(n)} samples")
             rate = s / n
         elif rn:
-            rate = _number(rv, path, lineno, rn)
+            rate = number(rv, path, lineno, rn)
             if not 0.0 <= rate <= 1.0:
-                raise InputError(f"{_where(path, lineno, rn)}: pass rate {rate:g} is not in [0, 1]")
+                raise InputError(f"{location(path, lineno, rn)}: pass rate {rate:g} is not in [0, 1]")
         else:
             raise InputError(f"{where}: needs samples and passes, or pass_rate")
         if (model, problem) in cells:
@@ -146,6 +149,22 @@ class PassRateFit:
     seed: int = 0
 
     kind = "passrate"
+    name = "passrate"
+    formula = "-mean log pass_rate = alpha * C^(-k)"
+
+    @property
+    def max_compute(self) -> float:
+        return float(np.max(self.compute))
+
+    @property
+    def compute_convention(self) -> str:
+        return self.convention
+
+    @property
+    def data(self):
+        """The fitted points: each model's compute and -mean log pass rate."""
+        nan = np.full(len(self.models), np.nan)
+        return FitData(self.compute, self.metric, nan, nan, list(self.models))
 
     @property
     def alpha(self) -> float:
@@ -154,41 +173,55 @@ class PassRateFit:
     def value(self, compute) -> np.ndarray:
         return np.exp(self.log_alpha - self.k * np.log(np.asarray(compute, float)))
 
-    def predict(self, compute, level: float = defaults.LEVEL) -> list[dict]:
-        """Per target compute: the mean log pass rate's negative (the law's M) with its interval, and the pass rates
-        it implies per kept problem (and their mean: the expected share of problems solved per sample)."""
-        q_lo, q_hi = (1 - level) / 2, (1 + level) / 2
+    def predict(self, compute=None, params=None, tokens=None, level: float = defaults.LEVEL) -> list[dict]:
+        """Per target compute (or params and tokens: 6ND): the mean log pass rate's negative (the law's M) with its
+        interval, and the pass rates it implies per kept problem (and their mean: the expected share of problems
+        solved per sample)."""
+        targets = [] if compute is None else list(np.atleast_1d(np.asarray(compute, float)))
+        if params is not None or tokens is not None:
+            n, d = np.atleast_1d(np.asarray(params, float)), np.atleast_1d(np.asarray(tokens, float))
+            if len(n) != len(d):
+                raise InputError("give --params and --tokens together, as many of each")
+            targets += list(6.0 * n * d)
+        if not targets:
+            raise InputError("nothing to predict: give --compute (or --params with --tokens)")
+        q = [(1 - level) / 2, (1 + level) / 2]
         rng = np.random.default_rng(self.seed)
-        n, dof = len(self.residuals), max(len(self.residuals) - 2, 1)
-        scale = math.sqrt(n / dof)
+        scale = residual_inflation(len(self.residuals), len(self.residuals) - 2)
         out = []
-        for c in np.atleast_1d(np.asarray(compute, float)):
+        for c in targets:
+            if not (math.isfinite(c) and c > 0):
+                raise InputError(f"--compute: {c:g} is not a positive number")
             lc = math.log(c)
             center = self.log_alpha - self.k * lc
-            b = self.boot if len(self.boot) else np.array([[self.log_alpha, self.k]])
-            draws = b[:, 0] - b[:, 1] * lc
+            if len(self.boot):
+                draws = self.boot[:, 0] - self.boot[:, 1] * lc
+            else:  # no bootstrap: the point estimate with the fit's own scatter
+                draws = np.full(N_DRAWS, center)
             draws = draws + rng.choice(self.residuals, len(draws)) * scale
-            m_lo, m_hi = np.exp(np.quantile(draws, [q_lo, q_hi]))
+            m_lo, m_hi = np.exp(np.quantile(draws, q))
             per = np.exp(-self.problem_alpha * c ** (-self.k))
             if len(self.problem_boot) and len(self.problem_boot) == len(self.boot):
                 pb, ks = self.problem_boot, self.boot[:, 1][:, None]
             else:
                 pb, ks = self.problem_alpha[None, :], np.array([[self.k]])
-            per_draws = np.exp(-pb * c ** (-ks))
-            mean_draws = per_draws.mean(axis=1)
-            rec = {"compute": float(c), "metric": float(math.exp(center)), "lower": float(m_lo), "upper": float(m_hi),
-                   "level": level, "mean_pass_rate": float(per.mean()),
-                   "mean_pass_rate_lower": float(np.quantile(mean_draws, q_lo)),
-                   "mean_pass_rate_upper": float(np.quantile(mean_draws, q_hi)),
+            mean_draws = np.exp(-pb * c ** (-ks)).mean(axis=1)
+            mp_lo, mp_hi = np.quantile(mean_draws, q)
+            metric = math.exp(center)
+            rec = {"compute": float(c), "metric": metric, "lower": float(min(m_lo, metric)),
+                   "upper": float(max(m_hi, metric)), "level": level, "mean_pass_rate": float(per.mean()),
+                   "mean_pass_rate_lower": float(min(mp_lo, per.mean())),
+                   "mean_pass_rate_upper": float(max(mp_hi, per.mean())),
                    "problems": {p: float(r) for p, r in zip(self.problems, per)},
                    "extrapolation": float(c / np.max(self.compute))}
-            if rec["extrapolation"] > 1e4:
-                rec["warning"] = f"target is {rec['extrapolation']:,.0f}x the largest fitted compute"
+            warning = range_warning(c, float(np.min(self.compute)), float(np.max(self.compute)))
+            if warning:
+                rec["warning"] = warning
             out.append(rec)
         return out
 
     def to_dict(self) -> dict:
-        return {"format": 1, "kind": "passrate", "formula": "-mean log pass_rate = alpha * C^(-k)",
+        return {"format": checks.FIT_FORMAT, "version": __version__, "kind": "passrate", "formula": self.formula,
                 "alpha": self.alpha, "log_alpha": self.log_alpha, "k": self.k, "models": self.models,
                 "compute": self.compute.tolist(), "metric": self.metric.tolist(), "problems": self.problems,
                 "dropped": self.dropped, "boot": self.boot.tolist(), "residuals": self.residuals.tolist(),
@@ -198,15 +231,25 @@ class PassRateFit:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "pass-rate fit") -> "PassRateFit":
-        try:
-            return cls(list(d["models"]), np.array(d["compute"], float), np.array(d["metric"], float),
-                       list(d["problems"]), list(d["dropped"]), float(d["log_alpha"]), float(d["k"]),
-                       np.array(d["boot"], float).reshape(-1, 2), np.array(d["residuals"], float),
-                       np.array(d["problem_alpha"], float),
-                       np.array(d["problem_boot"], float).reshape(-1, len(d["problems"])), d.get("source", ""),
-                       d.get("compute_convention", "reported"), list(d.get("warnings", [])), int(d.get("seed", 0)))
-        except (KeyError, TypeError, ValueError) as e:
-            raise InputError(f"{source}: not a valid pass-rate fit file ({type(e).__name__}: {e})") from None
+        checks.check_format(d, source)
+        models, problems = checks.strings(d, "models", source), checks.strings(d, "problems", source)
+        if len(models) < 2 or not problems:
+            raise InputError(f"{source}: needs at least 2 models and 1 problem")
+        compute = checks.vector(d, "compute", source, len(models))
+        if np.any(compute <= 0):
+            raise InputError(f"{source}: field 'compute' must be positive")
+        boot = checks.matrix(d, "boot", source, (None, 2)) if d.get("boot") else np.empty((0, 2))
+        pboot = checks.matrix(d, "problem_boot", source, (None, len(problems))) if d.get("problem_boot") \
+            else np.empty((0, len(problems)))
+        residuals = checks.vector(d, "residuals", source)
+        if not len(residuals):
+            raise InputError(f"{source}: field 'residuals' is empty")
+        return cls(models, compute, checks.vector(d, "metric", source, len(models)), problems,
+                   checks.strings(d, "dropped", source), checks.number(d, "log_alpha", source),
+                   checks.number(d, "k", source), boot, residuals,
+                   checks.vector(d, "problem_alpha", source, len(problems)), pboot, str(d.get("source", "")),
+                   checks.convention(d, source), checks.strings(d, "warnings", source),
+                   int(checks.number(d, "seed", source, optional=True, default=0)))
 
 
 def _problem_alpha(rate: np.ndarray, compute: np.ndarray, k: float) -> np.ndarray:
@@ -217,7 +260,7 @@ def _problem_alpha(rate: np.ndarray, compute: np.ndarray, k: float) -> np.ndarra
     return np.sum(np.where(ok, x * y, 0.0), axis=0) / np.maximum(np.sum(np.where(ok, x * x, 0.0), axis=0), 1e-300)
 
 
-def fit_pass_rate(table: PassTable, n_boot: int = N_BOOT, seed: int = 0, max_compute: float | None = None
+def fit_pass_rate(table: PassTable, n_boot: int = defaults.PASSRATE_BOOTSTRAP, seed: int = 0, max_compute: float | None = None
                   ) -> PassRateFit:
     """Fit the law on the models up to `max_compute` (all by default) over the problems each of them solved."""
     keep_m = np.ones(len(table.models), bool) if max_compute is None else table.compute <= max_compute
@@ -250,8 +293,10 @@ def fit_pass_rate(table: PassTable, n_boot: int = N_BOOT, seed: int = 0, max_com
         if len(np.unique(c[mi])) < 2:
             continue
         pj = rng.integers(0, n_p, n_p)
-        lm = np.log(_metric(r[np.ix_(mi, pj)]))
-        bla, bk = _line(logc[mi], lm)
+        m = _metric(r[np.ix_(mi, pj)])
+        if np.any(m <= 0):  # a resample of problems every model always solves: log 0, no law to fit
+            continue
+        bla, bk = _line(logc[mi], np.log(m))
         boot.append((bla, bk))
         pboot.append(_problem_alpha(r[mi], c[mi], bk))
     warnings = []

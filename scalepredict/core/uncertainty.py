@@ -1,6 +1,6 @@
 """The uncertainty of a fitted law: the covariance at the optimum (the delta method's input), the bootstrap over
 runs, and the profile likelihood of the floor (c or E), the least identified parameter and the one that matters
-most far out (method.md section 3). fit.fit_law calls these; intervals.py turns them into a prediction's interval.
+most far out (docs/fitting.md). single.fit_single calls these; intervals.py turns them into a prediction's interval.
 """
 
 from __future__ import annotations

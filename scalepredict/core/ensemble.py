@@ -1,6 +1,6 @@
 """`--law auto`: law averaging, with each law scored by a nested backtest inside the fitted range.
 
-Which law extrapolates best is itself an extrapolation (method.md section 3), and on real families no single law
+Which law extrapolates best is itself an extrapolation (docs/fitting.md), and on real families no single law
 wins: the compute law on the frontier misses where a few budgets leave its floor unidentified, the chinchilla law
 misses where runs far from the frontier bend it. Averaging laws whose errors differ is more robust than choosing
 one on a noisy score (experiments/real_families.py compares both). The candidates, given the runs' columns:
@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
+from scipy import optimize
+from scipy.special import ndtr  # the normal CDF
 
-from . import defaults, intervals
-from .errors import InputError
-from .fit import Fit, fit_law
-from .frontier import isoflop_groups
-from .runs import RunTable
+from .. import __version__, defaults
+from ..errors import InputError
+from ..frontier import isoflop_groups
+from ..runs import RunTable
+from . import checks, intervals
+from .result import Fit, Member
+from .single import fit_single
 
 NEAR_FRACTION = 0.5  # of a set with 4 or more sizes, the half around its minimum (at least 3 sizes)
 
@@ -72,7 +75,7 @@ class Candidate:
 
     def fit(self, table: RunTable, **kw) -> Fit:
         sub = table.subset(near_frontier(table)) if self.near else table
-        return fit_law(sub, self.law, **kw)
+        return fit_single(sub, self.law, **kw)
 
     def nested_starts(self, table: RunTable, full: Fit):
         """Starts for a nested fit: the full fit's optimum and every 10th start of the law's grid (the nested
@@ -128,7 +131,9 @@ def nested_score(table: RunTable, cand: Candidate, delta, full: Fit | None = Non
 
 
 @dataclass
-class Member:
+class Entry:
+    """A candidate law in the average: its fit, nested score and weight."""
+
     candidate: Candidate
     fit: Fit
     score: float | None
@@ -136,25 +141,35 @@ class Member:
 
 
 @dataclass
-class Ensemble:
-    """Several laws averaged (see the module's docstring); predicts like a Fit."""
+class LawAverage:
+    """Several laws averaged (see the module's docstring), with the face of every fit (result.py)."""
 
-    members: list[Member]
-    table_convention: str | None = None
+    average_of: list[Entry]
+    compute_convention: str | None = None
     warnings: list[str] = field(default_factory=list)
-    inputs: list[dict] = field(default_factory=list)
-    at_bound: list = field(default_factory=list)  # the members say their own (plots ask an averaged law for none)
+    input_files: list[dict] = field(default_factory=list)
+
+    kind = "average"
+    name = "auto"
 
     @property
-    def law(self):
-        nd = any(m.fit.law.inputs != ("compute",) for m in self.members)
-        return SimpleNamespace(name="auto", names=[], inputs=("params", "tokens") if nd else ("compute",),
-                               formula="average of " + ", ".join(m.candidate.name for m in self.members))
+    def formula(self) -> str:
+        return "average of " + ", ".join(m.candidate.name for m in self.average_of)
+
+    @property
+    def members(self) -> list[Member]:
+        """Each law averaged, with its weight and nested score."""
+        return [Member(m.candidate.name, m.candidate.law, m.fit, m.weight, m.score) for m in self.average_of]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        nd = any(m.fit.inputs != ("compute",) for m in self.average_of)
+        return ("params", "tokens") if nd else ("compute",)
 
     @property
     def primary(self) -> Fit:
         """The compute-law member: its frontier points are what plots and reports show."""
-        return self.members[0].fit
+        return self.average_of[0].fit
 
     @property
     def data(self):
@@ -162,7 +177,7 @@ class Ensemble:
 
     @property
     def max_compute(self) -> float:
-        return max(m.fit.max_compute for m in self.members)
+        return max(m.fit.max_compute for m in self.average_of)
 
     @property
     def n_points(self) -> int:
@@ -170,125 +185,115 @@ class Ensemble:
 
     @property
     def converged(self) -> bool:
-        return all(m.fit.converged for m in self.members)
+        return all(m.fit.converged for m in self.average_of)
 
     @property
-    def compute_convention(self):
-        return self.table_convention
+    def target_convention(self) -> str | None:
+        return self.compute_convention
 
     @property
     def residuals(self) -> np.ndarray:
         d = self.data
-        pred = [p["loss"] for p in self.predict(compute=d.compute, params=None if np.any(~np.isfinite(d.params))
-                                                 else d.params, tokens=None if np.any(~np.isfinite(d.tokens))
-                                                 else d.tokens)]
+        known = np.all(np.isfinite(d.n_params)) and np.all(np.isfinite(d.tokens))
+        pred = [p["loss"] for p in self.predict(compute=d.compute, params=d.n_params if known else None,
+                                                tokens=d.tokens if known else None)]
         return np.log(np.array(pred) / d.loss)
 
     def compute_6nd(self, params, tokens):
         return self.primary.compute_6nd(params, tokens)
+
+    def _members_for(self, nd: bool, given_compute: bool) -> list[Entry]:
+        """The laws that read a target: where the runs count exact FLOPs, a compute-only target is read by the
+        compute law alone (the N-D laws' compute-optimal split counts 6ND), a params-and-tokens target by the N-D
+        laws alone (its 6ND compute is not the compute law's)."""
+        if self.compute_convention != "exact":
+            return self.average_of
+        compute_law = [m for m in self.average_of if m.fit.inputs == ("compute",)]
+        if not nd:
+            return compute_law
+        if not given_compute:
+            return [m for m in self.average_of if m not in compute_law] or self.average_of
+        return self.average_of
 
     def predict(self, compute=None, params=None, tokens=None, level: float = defaults.LEVEL) -> list[dict]:
         if params is not None and tokens is not None and compute is not None:
             n, d = np.atleast_1d(np.asarray(params, float)), np.atleast_1d(np.asarray(tokens, float))
             known = np.isfinite(n) & np.isfinite(d)
             if not known.all():  # targets without params and tokens: at their compute alone
-                c = np.atleast_1d(np.asarray(compute, float))
-                out = [None] * len(c)
-                for mask, kw in ((known, lambda m: dict(params=n[m], tokens=d[m])), (~known, lambda m: {})):
-                    idx = np.flatnonzero(mask)
-                    if len(idx):
-                        for i, p in zip(idx, self.predict(compute=c[idx], level=level, **kw(idx))):
-                            out[i] = p
-                return out
-        given_compute = compute
+                return self._predict_split(np.atleast_1d(np.asarray(compute, float)), n, d, known, level)
+        given = compute is not None
         if compute is None:
             if params is None or tokens is None:
                 raise InputError("give --compute, or --params with --tokens")
             compute = 6.0 * np.asarray(params, float) * np.asarray(tokens, float)
         compute = np.atleast_1d(np.asarray(compute, dtype=float))
         nd = params is not None and tokens is not None
-        members = self.members
-        if self.table_convention == "exact":
-            # runs counted in exact FLOPs: a compute-only target is read by the compute law alone (the N-D laws'
-            # compute-optimal split counts 6ND), a params-and-tokens target by the N-D laws alone (its 6ND compute is
-            # not the compute law's)
-            compute_law = [m for m in self.members if m.fit.law.inputs == ("compute",)]
-            members = [m for m in self.members if m not in compute_law] if nd and given_compute is None else \
-                compute_law if not nd else self.members
-        per = []
-        for m in members:
-            if m.fit.law.inputs == ("compute",):
-                per.append(m.fit.predict(compute=compute, level=level))
-            elif nd:
-                per.append(m.fit.predict(compute=compute, params=params, tokens=tokens, level=level))
-            else:  # the compute-optimal split of the N-D law
-                per.append(m.fit.predict(compute=compute, level=level))
+        members = self._members_for(nd, given)
+        per = [m.fit.predict(compute=compute, params=params if nd and m.fit.inputs != ("compute",) else None,
+                             tokens=tokens if nd and m.fit.inputs != ("compute",) else None, level=level)
+               for m in members]
         w = np.array([m.weight for m in members])
         w = w / w.sum() if w.sum() > 0 else np.full(len(members), 1.0 / len(members))
         out = []
         for i in range(len(compute)):
             mu = np.array([np.log(p[i]["loss"]) for p in per])
-            center = float(np.dot(w, mu))
-            lo, hi = _mixture_interval(mu, [p[i] for p in per], w, level)
+            lo, hi = mixture_interval(mu, [p[i] for p in per], w, level)
             rec = dict(per[0][i])
-            rec.update({"loss": math.exp(center), "lower": lo, "upper": hi, "level": level,
+            rec.update({"loss": math.exp(float(np.dot(w, mu))), "lower": lo, "upper": hi, "level": level,
                         "params": None if not nd else float(np.atleast_1d(params)[i]),
                         "tokens": None if not nd else float(np.atleast_1d(tokens)[i]),
                         "members": {m.candidate.name: p[i]["loss"] for m, p in zip(members, per)}})
+            warned = [p[i]["warning"] for p in per if "warning" in p[i]]
+            if warned:
+                rec["warning"] = warned[0]
             out.append(rec)
         return out
 
-    def report(self) -> list[str]:
-        lines = [f"law: auto, the weighted average of {len(self.members)} laws' log predictions; weights from a "
-                 f"nested backtest inside the fitted range (mean |log error| on the held-out largest groups):"]
-        for m in self.members:
-            sc = "-" if m.score is None else f"{m.score:.2%}"
-            lines.append(f"  {m.candidate.name:<40} weight {m.weight:.2f}  nested score {sc}")
-        for m in self.members:
-            lines.append("")
-            lines += m.fit.report()
-        return lines
+    def _predict_split(self, c, n, d, known, level) -> list[dict]:
+        out = [None] * len(c)
+        for mask, nd in ((known, True), (~known, False)):
+            idx = np.flatnonzero(mask)
+            if len(idx):
+                kw = dict(params=n[idx], tokens=d[idx]) if nd else {}
+                for i, p in zip(idx, self.predict(compute=c[idx], level=level, **kw)):
+                    out[i] = p
+        return out
 
     def to_dict(self) -> dict:
-        from .fitfile import FIT_FORMAT, fit_to_dict
-        from . import __version__
-
-        return {"format": FIT_FORMAT, "version": __version__, "law": "auto", "formula": self.law.formula,
-                "compute_convention": self.table_convention, "warnings": self.warnings, "inputs": self.inputs,
-                "converged": self.converged, "n_points": self.n_points,
+        return {"format": checks.FIT_FORMAT, "version": __version__, "kind": self.kind, "law": "auto",
+                "formula": self.formula, "compute_convention": self.compute_convention, "warnings": self.warnings,
+                "inputs": self.input_files, "converged": self.converged, "n_points": self.n_points,
                 "candidates": [{"name": m.candidate.name, "law": m.candidate.law, "near_frontier": m.candidate.near,
-                                "nested_score": m.score, "weight": m.weight, "fit": fit_to_dict(m.fit)}
-                               for m in self.members]}
+                                "nested_score": m.score, "weight": m.weight, "fit": m.fit.to_dict()}
+                               for m in self.average_of]}
 
     @classmethod
-    def from_dict(cls, obj: dict, source: str) -> "Ensemble":
-        from .fitfile import fit_from_dict
+    def from_dict(cls, obj: dict, source: str) -> "LawAverage":
+        checks.check_format(obj, source)
+        cands = checks.records(obj, "candidates", source, min_len=1)
+        members = []
+        for i, c in enumerate(cands):
+            where = f"{source}: candidates[{i}]"
+            if not isinstance(c.get("name"), str) or not isinstance(c.get("law"), str):
+                raise InputError(f"{where}: needs a name and a law")
+            score = checks.number(c, "nested_score", where, optional=True, default=None)
+            weight = checks.number(c, "weight", where)
+            if weight < 0:
+                raise InputError(f"{where}: field 'weight' is negative")
+            fit = Fit.from_dict(checks.mapping(c, "fit", where), f"{where}.fit")
+            members.append(Entry(Candidate(c["name"], c["law"], bool(c.get("near_frontier"))), fit, score, weight))
+        return cls(members, checks.convention(obj, source), checks.strings(obj, "warnings", source),
+                   checks.optional_list(obj, "inputs", source) or [])
 
-        try:
-            members = [Member(Candidate(c["name"], c["law"], bool(c["near_frontier"])),
-                              fit_from_dict(c["fit"], source), c.get("nested_score"), float(c["weight"]))
-                       for c in obj["candidates"]]
-        except (KeyError, TypeError, ValueError) as e:
-            raise InputError(f"{source}: not a valid scalepredict fit file ({type(e).__name__}: {e})") from None
-        if not members:
-            raise InputError(f"{source}: not a valid scalepredict fit file (no candidates)")
-        return cls(members, obj.get("compute_convention"), list(obj.get("warnings", [])), list(obj.get("inputs", [])))
 
-
-def _mixture_interval(mu, preds, w, level):
+def mixture_interval(mu, preds, w, level):
     """Quantiles of the mixture of the members' predictive distributions (each a two-piece normal in log loss with
     its own lower and upper scale), or (None, None) where a member has no interval."""
-    from scipy import optimize
-    from scipy.special import ndtr  # the normal CDF
-
-    z = intervals.z_of(level)
-    s_lo, s_hi = [], []
-    for m, p in zip(mu, preds):
-        if p["lower"] is None or p["upper"] is None:
-            return None, None
-        s_lo.append(max((m - math.log(p["lower"])) / z, 1e-9))
-        s_hi.append(max((math.log(p["upper"]) - m) / z, 1e-9))
-    s_lo, s_hi = np.array(s_lo), np.array(s_hi)
+    if any(p["lower"] is None or p["upper"] is None for p in preds):
+        return None, None
+    scales = [intervals.split_normal_scales(m, p["lower"], p["upper"], level) for m, p in zip(mu, preds)]
+    s_lo = np.maximum([s[0] for s in scales], 1e-9)
+    s_hi = np.maximum([s[1] for s in scales], 1e-9)
 
     def cdf(x):
         # a two-piece normal: the lower scale below the centre, the upper above (each half keeps half the mass)
@@ -303,42 +308,44 @@ def _mixture_interval(mu, preds, w, level):
     return math.exp(lo), math.exp(hi)
 
 
-def fit_auto(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = defaults.BOOTSTRAP, seed: int = 0,
-             inputs: list | None = None, **_) -> Ensemble | Fit:
+def fit_average(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = defaults.BOOTSTRAP, seed: int = 0,
+                sources: list | None = None, **_) -> LawAverage | Fit:
     """Fit every candidate law, score each by a nested backtest, and average them (see the module's docstring).
     Where the runs support one law only (compute alone, no params and tokens), that law's fit."""
     cands = candidates(table)
     if len(cands) == 1:
-        return cands[0].fit(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, inputs=inputs)
+        return cands[0].fit(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, sources=sources)
     members, warnings = [], list(table.warnings)
     for cand in cands:
         try:
-            fit = cand.fit(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, inputs=inputs)
+            fit = cand.fit(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, sources=sources)
         except InputError as e:
             if cand.law == "compute":
                 raise
             warnings.append(f"auto: {cand.name} left out ({str(e).split(': ', 1)[-1]})")
             continue
-        members.append(Member(cand, fit, nested_score(table, cand, delta, fit), 0.0))
-    _weigh(members)
+        members.append(Entry(cand, fit, nested_score(table, cand, delta, fit), 0.0))
+    for m, w in zip(members, score_weights([m.score for m in members])):
+        m.weight = w
     for m in members:
         warnings += [f"{m.candidate.name}: {w}" for w in m.fit.warnings if w not in table.warnings]
-    return Ensemble(members, table.convention, warnings, inputs or [])
+    return LawAverage(members, table.convention, warnings, sources or [])
 
 
-WEIGHTING = {"mode": "score", "tau_floor": 0.005}  # see _weigh
+TAU_FLOOR = 0.005  # the weights' temperature never goes below half a percent of mean error (see score_weights)
 
 
-def _weigh(members: list[Member]) -> None:
-    """Equal weights, or (mode "score") weights exp(-(score - best) / tau) with tau the best score (at least
-    tau_floor): a law whose nested error is several times the best one's counts little, near-ties share."""
-    scores = [m.score for m in members]
-    if WEIGHTING["mode"] == "equal" or any(s is None or not math.isfinite(s) for s in scores):
+def score_weights(scores, tau_floor: float = TAU_FLOOR) -> list[float]:
+    """Weights from hold-out errors (lower is better): exp(-(score - best) / tau), tau the best score (at least
+    `tau_floor`), normalised: a candidate whose error is several times the best one's counts little, near-ties
+    share. A score of None (no hold-out possible) gets an equal share alongside the others, infinity none. The law
+    average and the task links' forms both weigh their candidates this way."""
+    scores = list(scores)
+    if any(s is None or not math.isfinite(s) for s in scores):
         w = [1.0 if s is None or math.isfinite(s) else 0.0 for s in scores]
     else:
         best = min(scores)
-        tau = max(best, WEIGHTING["tau_floor"])
+        tau = max(best, tau_floor)
         w = [math.exp(-(s - best) / tau) for s in scores]
     total = sum(w) or 1.0
-    for m, x in zip(members, w):
-        m.weight = x / total
+    return [x / total for x in w]
