@@ -158,7 +158,7 @@ class TrainConfig:
     weight_decay: float = setting(0.1, low=0, why="on matrices only")
     grad_clip: float = setting(1.0, low=0, low_open=True, why="global gradient norm")
     schedule: str = setting("cosine", choices=("cosine", "wsd"),
-                            why="each run's schedule sized to its own tokens (method.md section 4)")
+                            why="each run's schedule sized to its own tokens (Porian et al. 2024; docs/recipe.md)")
     final_lr_frac: float = setting(0.1, low=0, high=1, why="decay to 10% of peak")
     wsd_decay_frac: float = setting(0.2, low=0, high=1, low_open=True,
                                     why="warmup-stable-decay: the last 20% of steps decay linearly")

@@ -1,6 +1,6 @@
 """Exact parameter and FLOP accounting for the model family in scalepredict/train/model.py.
 
-Conventions (method.md section 2; Kaplan et al. 2020 table 1, Hoffmann et al. 2022 appendix F):
+Conventions (docs/recipe.md; Kaplan et al. 2020 table 1, Hoffmann et al. 2022 appendix F):
 - `params` is the non-embedding parameter count: every weight except the token and position embeddings; the
   output head (d_model x vocab, untied) IS counted, as Porian et al. 2024 found it must be for small models.
 - forward FLOPs per token = 2 * (matmul weights of the blocks) + 2 * d_model * vocab (head)

@@ -1,6 +1,6 @@
 """From a sweep config to run specs: budgets -> IsoFLOP sets of model shapes -> tokens, steps and hyperparameters.
 
-One recipe for every run (method.md section 4): each run's schedule is sized to its own token budget, warmup is
+One recipe for every run (Porian et al. 2024; docs/recipe.md): each run's schedule is sized to its own token budget, warmup is
 short (about the parameter count in tokens, at most 10% of the run), the peak learning rate follows
 lr ~ N^(-1/3) (OLMo's ladder, Bhagia et al. 2024), AdamW beta2 = 0.99 at small batch sizes (Porian et al. 2024).
 """

@@ -135,6 +135,18 @@ def _rows_csv(path, text):
         yield lineno, {h: (v.strip() if v.strip() != "" else None) for h, v in zip(header, fields)}
 
 
+def _refuse_fit_file(path, text: str) -> None:
+    """A fit file (one JSON object with a format and a kind or law) given where runs are read: say so."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return
+    if isinstance(obj, dict) and "format" in obj and ("kind" in obj or "law" in obj) and "loss" not in obj:
+        kind = obj.get("kind") or ("average" if obj.get("law") == "auto" else "law")
+        raise InputError(f"{path}: a scalepredict fit file, not runs ({kind} fit); `predict`, `plot` and `report` "
+                         f"read it")
+
+
 def read_rows(path) -> tuple[str, list[tuple[object, dict]]]:
     """(kind, [(line, row)]) for a JSONL, JSON array or CSV file, detected from content."""
     path = Path(path)
@@ -149,10 +161,24 @@ def read_rows(path) -> tuple[str, list[tuple[object, dict]]]:
         raise InputError(f"{path}: empty file, expected a run table")
     stripped = text.lstrip()
     if stripped.startswith("{"):
+        _refuse_fit_file(path, text)
         return "jsonl", list(_rows_jsonl(path, text))
     if stripped.startswith("["):
         return "json", list(_rows_json_array(path, text))
     return "csv", list(_rows_csv(path, text))
+
+
+def check_numbers(rec: dict, where: str, what: str = "") -> None:
+    """The checks every run's numbers pass, whether a run table or a log gave them: loss, compute, params, tokens
+    and budget finite and positive (a log's loss of 0 or -1 would reach a logarithm)."""
+    for name in NUMERIC:
+        v = rec.get(name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            label = what if name == "loss" and what else name
+            raise InputError(f"{where}: {label} is {v!r}; {name} must be a positive number"
+                             + (" (is --metric a loss?)" if name == "loss" else ""))
 
 
 def parse_records(path, rows, columns: dict | None = None) -> list[dict]:

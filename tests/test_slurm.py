@@ -258,7 +258,7 @@ def test_launcher_section_becomes_the_sbatch_script(tmp_path, monkeypatch):
     from scalepredict.train.context import SweepContext
 
     monkeypatch.setattr(slurm.shutil, "which", lambda name: f"/usr/bin/{name}")
-    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "slurm-ladder.toml"
+    example = Path(__file__).resolve().parents[1] / "configs" / "slurm-ladder.toml"
     cfg = load_config(str(example))
     ex = slurm.executor(SweepContext(cfg, None, tmp_path, "cuda"))
     text = ex._make_submission_file_text("python -m submitit.core._submit", "uid")

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import defaults
 from . import intervals
 from .laws import Law
 from .solver import solve_batch
 
 
 FLOOR_NAMES = ("c", "E")  # the irreducible loss of the compute and chinchilla laws
-PROFILE_LEVEL = 0.9
+PROFILE_LEVEL = defaults.LEVEL  # the floor range the intervals span
 ADMIT_LEVEL = 0.99  # bootstrap refits whose floor this profile range rejects are left out of the intervals
 
 

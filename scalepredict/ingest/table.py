@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..runs import RunTable, load_runs, resolve_conventions
+from ..runs import RunTable, check_numbers, load_runs, resolve_conventions
 from .curve import Curve
 from .history import validation_metric
 from .meta import compile_name_pattern, load_run_meta, meta_for, name_meta
@@ -50,8 +50,9 @@ def curves_to_records(curves, params=None, tokens_per_step=None, last_k: int = 1
         m.update(meta_for(c.run, run_meta))
         pts = [(s, v, (c.tokens[i] if c.tokens else None)) for i, (s, v) in enumerate(zip(c.steps, c.values))
                if math.isfinite(v)]
-        if not pts:
-            recs.append({"run": c.run, "metric": c.metric, "status": "diverged", "source": c.source})
+        if not pts or not math.isfinite(c.values[-1]):  # it ends diverged: its last finite value is no final loss
+            recs.append({"run": c.run, "metric": c.metric, "status": "diverged", "source": c.source,
+                         "diverged_at": next((f["step"] for f in c.flags if f["kind"] == "diverged"), None)})
             continue
         chosen = pts if intermediate else [pts[-1]]
         for s, v, tok in chosen:
@@ -110,16 +111,24 @@ def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermedi
         t = load_runs(tables, columns, intermediate=intermediate, convention=compute_convention)
         records, excluded = t.records, t.excluded
     rx = compile_name_pattern(name_pattern) if name_pattern else None
+    warnings = []
     for r in records_from_logs(read, metric, params, tokens_per_step, last_k, intermediate, run_meta, rx):
-        r["_where"] = r["source"]
+        r["_where"] = f"{r['source']}, run '{r['run']}'"
         if r.get("status") in ("diverged", "failed"):
             excluded.append({**r, "reason": f"status {r['status']}"})
+            at = f" at step {r['diverged_at']}" if r.get("diverged_at") is not None else ""
+            warnings.append(f"{r['_where']}: {r['metric']} " + (f"diverged{at} (not finite at its end): left out of "
+                            f"the fit" if r["status"] == "diverged" else "is a failed run: left out of the fit"))
             continue
         if "compute" not in r:
             raise InputError(f"{r['source']}: run '{r['run']}' has no compute: give --params and --tokens-per-step, "
                              f"or --run-meta FILE with params and tokens (or tokens_per_step) per run")
+        check_numbers(r, r["_where"], f"{r['metric']} at step {r.get('step')}")
+        if r.get("flags"):
+            warnings.append(f"{r['_where']}: {r['metric']} was not finite at some step before its end (a recovered "
+                            f"spike?); its final value is used")
         records.append(r)
     if not records:
         raise InputError(f"{', '.join(map(str, inputs))}: no usable runs")
-    records, warnings = resolve_conventions(records, compute_convention)
-    return RunTable(records, [str(p) for p in inputs], excluded, warnings)
+    records, converted = resolve_conventions(records, compute_convention)
+    return RunTable(records, [str(p) for p in inputs], excluded, warnings + converted)

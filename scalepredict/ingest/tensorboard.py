@@ -30,19 +30,8 @@ def read_event_files(path: Path):
         tags = ea.Tags()
         events = [(t, [(e.step, e.wall_time, float(e.value)) for e in ea.Scalars(t)]) for t in tags.get("scalars", [])]
         for t in tags.get("tensors", []):  # tensor summaries (T5X, TF2 summaries): keep scalar ones
-            pts = []
-            for e in ea.Tensors(t):
-                try:
-                    import numpy as _np
-                    from tensorboard.util import tensor_util
-
-                    arr = _np.asarray(tensor_util.make_ndarray(e.tensor_proto))
-                except Exception:
-                    break
-                if arr.size != 1 or arr.dtype.kind not in "fiu":
-                    break
-                pts.append((e.step, e.wall_time, float(arr.reshape(()))))
-            if pts:
+            pts = [(e.step, e.wall_time, _scalar(e.tensor_proto)) for e in ea.Tensors(t)]
+            if pts and all(v is not None for _, _, v in pts):  # a tag of images, text or histograms: not a curve
                 events.append((t, pts))
         # event files in subfolders are TensorBoard's separate runs (T5X: train/, validation/): prefix their tags
         sub = f.parent.relative_to(run_root).as_posix() if path.is_dir() else "."
@@ -55,3 +44,17 @@ def read_event_files(path: Path):
                 c.tokens = None
     # restarts: files are read in name (= start time) order, so a later file's repeat of a step wins in clean()
     return list(curves.values())
+
+
+def _scalar(proto) -> float | None:
+    """A tensor summary's value where it is one number, else None (text, images, histograms are not curves)."""
+    import numpy as np
+    from tensorboard.util import tensor_util
+
+    try:
+        arr = np.asarray(tensor_util.make_ndarray(proto))
+    except (ValueError, TypeError):  # a dtype or shape make_ndarray does not know
+        return None
+    if arr.size != 1 or arr.dtype.kind not in "fiu":
+        return None
+    return float(arr.reshape(()))

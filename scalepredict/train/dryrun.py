@@ -4,6 +4,7 @@ largest model on this device, and the warnings a plan deserves before anything t
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -11,6 +12,22 @@ from ..textfmt import duration
 
 
 MAX_EPOCHS = 4.0  # Muennighoff et al. 2023: up to ~4 epochs of repeated data train about as well as fresh data
+STEP_BUDGET = 3e10  # FLOPs of one timed step on a CPU (~0.3 s): a GPU ladder's large models are timed on a proxy
+PROXY_SEQ = 128
+
+
+def timing_shape(shape, batch_size: int, device: str):
+    """The shape and batch a dry run times for `shape`: itself on a GPU; on a CPU, short steps (at most
+    STEP_BUDGET FLOPs each), and for a model whose single sequence exceeds that (a GPU ladder's largest, planned on
+    a laptop), a one-layer proxy of the same width on PROXY_SEQ tokens: its matmuls run at about the full model's
+    rate, in a fraction of a second."""
+    if device != "cpu":
+        return shape, batch_size
+    per_seq = shape.train_flops_per_token * shape.seq_len
+    if per_seq <= STEP_BUDGET:
+        return shape, min(batch_size, max(1, int(STEP_BUDGET // per_seq)))
+    proxy = replace(shape, n_layer=1, seq_len=min(shape.seq_len, PROXY_SEQ))
+    return proxy, max(1, min(batch_size, int(STEP_BUDGET // (proxy.train_flops_per_token * proxy.seq_len))))
 
 
 def repetition_warning(specs, corpus) -> str | None:
@@ -31,16 +48,17 @@ def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
 
     from .trainer import time_train_steps
 
-    flops_s = {}
+    flops_s, proxied = {}, []
     threads = torch.get_num_threads()
     if jobs > 1:  # time one run as each parallel worker runs it
         torch.set_num_threads(max(1, threads // jobs))
     try:
         for s in {specs[0].shape: specs[0], specs[-1].shape: specs[-1]}.values():
-            batch = s.batch_size
-            if device == "cpu":  # a GPU ladder's large model planned on a CPU: time short steps (~1e11 FLOPs each)
-                batch = min(batch, max(1, int(1e11 // (s.shape.train_flops_per_token * s.shape.seq_len))))
-            flops_s[s.shape] = time_train_steps(s.shape, batch, 6, device, corpus.train, cfg.train)
+            shape, batch = timing_shape(s.shape, s.batch_size, device)
+            if shape != s.shape:
+                proxied.append(s.shape)
+            steps, warmup = (6, 2) if device != "cpu" else (3, 1)
+            flops_s[s.shape] = time_train_steps(shape, batch, steps, device, corpus.train, cfg.train, warmup=warmup)
     finally:
         torch.set_num_threads(threads)
     # each run at the rate interpolated (in log params) between the smallest and the largest model's measured rates
@@ -66,6 +84,9 @@ def print_plan(specs, cfg, corpus, device, echo, jobs: int = 1):
     if cfg.sweep.bracket:
         echo(f"bracketing: a set whose best run is its smallest or largest size gets up to {cfg.sweep.bracket} more "
              f"size(s) beyond that edge, decided as the sets finish (not in the total above)")
+    for sh in proxied:
+        echo(f"(the {sh.params:,}-parameter model was timed as a one-layer, {min(sh.seq_len, PROXY_SEQ)}-token proxy "
+             f"of its width: this {device} cannot train it in seconds)")
     warning = repetition_warning(specs, corpus)
     if warning:
         echo(warning)
