@@ -292,7 +292,11 @@ def load_config(path: str | None) -> Config:
         known = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.toml")))
         raise InputError(f"{path}: no such config file (packaged configs: {known})")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{p}: not UTF-8 text (byte {e.start}); a config is a TOML file") from None
+    except OSError as e:
+        raise InputError(f"{p}: cannot read ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{p}: not valid TOML ({e})") from None
     unknown = sorted(set(raw) - {"name", "launcher", *SECTIONS})

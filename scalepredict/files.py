@@ -88,7 +88,28 @@ class SweepFolder:
     report = property(lambda self: self.path / "report.md")
 
 
-# ---- reading back what the tool wrote -----------------------------------------------------------------------------
+# ---- reading ----------------------------------------------------------------------------------------------------
+
+
+def whole_lines(text: str) -> tuple[str, str | None]:
+    """The one rule for a file that a running process appends to (a training log, runs.jsonl, a CSV run table,
+    Lightning's metrics.csv): a last line without its newline is a write in progress, or a file cut off mid-line,
+    and its last number may be cut short (a loss of 2.3 read from 2.31...). It is left out. Returns the text without
+    it, and the line left out (None where the text ends with a newline). Files written whole (JSON documents, W&B's
+    CSV exports, Parquet) are read whole."""
+    if not text or text.endswith(("\n", "\r")):
+        return text, None
+    cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+    line = text[cut:]
+    return (text[:cut], line) if line.strip() else (text, None)
+
+
+def unterminated_note(path, line: str) -> str:
+    """The warning for a last line left out by whole_lines."""
+    shown = line.strip()
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return (f"{path}: its last line ({shown!r}) has no newline at its end: a write in progress or a file cut off, "
+            f"so it is left out (end the file with a newline to keep it)")
 
 
 def read_json_object(path, what: str) -> dict:

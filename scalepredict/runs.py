@@ -18,10 +18,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .errors import InputError, read_input_bytes
+from .files import unterminated_note, whole_lines
 from .flops import Shape
 
 NUMERIC = ("compute", "params", "tokens", "loss", "budget")
@@ -95,15 +97,12 @@ def number(value, path, lineno, column):
 
 
 def _rows_jsonl(path, text):
-    lines = text.splitlines()
-    for lineno, line in enumerate(lines, 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            if lineno == len(lines) and not text.endswith("\n"):
-                continue  # an unterminated last line that does not parse is a write in progress, not a record
             raise InputError(f"{location(path, lineno)}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
             raise InputError(f"{location(path, lineno)}: expected a JSON object, got {type(row).__name__}")
@@ -147,8 +146,15 @@ def _refuse_fit_file(path, text: str) -> None:
                          f"read it")
 
 
-def read_rows(path) -> tuple[str, list[tuple[object, dict]]]:
-    """(kind, [(line, row)]) for a JSONL, JSON array or CSV file, detected from content."""
+class Rows(NamedTuple):
+    kind: str  # jsonl, json or csv
+    rows: list  # [(line, row)]
+    note: str | None = None  # what reading left out (an unterminated last line), for the table's warnings
+
+
+def read_rows(path) -> Rows:
+    """(kind, [(line, row)], note) for a JSONL, JSON array or CSV file, detected from content. A JSONL or CSV file is
+    line by line, and a last line without its newline is left out (files.whole_lines), with a note saying so."""
     path = Path(path)
     raw = read_input_bytes(path)
     if b"\x00" in raw[:4096]:
@@ -160,12 +166,15 @@ def read_rows(path) -> tuple[str, list[tuple[object, dict]]]:
     if not text.strip():
         raise InputError(f"{path}: empty file, expected a run table")
     stripped = text.lstrip()
+    if stripped.startswith("["):
+        return Rows("json", list(_rows_json_array(path, text)))
     if stripped.startswith("{"):
         _refuse_fit_file(path, text)
-        return "jsonl", list(_rows_jsonl(path, text))
-    if stripped.startswith("["):
-        return "json", list(_rows_json_array(path, text))
-    return "csv", list(_rows_csv(path, text))
+    whole, cut = whole_lines(text)
+    note = unterminated_note(path, cut) if cut else None
+    if stripped.startswith("{"):
+        return Rows("jsonl", list(_rows_jsonl(path, whole)), note)
+    return Rows("csv", list(_rows_csv(path, whole)), note)
 
 
 def check_numbers(rec: dict, where: str, what: str = "") -> None:
@@ -362,8 +371,10 @@ def load_runs(paths, columns: dict | None = None, intermediate: bool = False,
     convention (`convention`, else the one its runs share; see resolve_conventions)."""
     records, excluded = [], []
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    notes = []
     for path in paths:
-        _, rows = read_rows(path)
+        _, rows, note = read_rows(path)
+        notes += [note] if note else []
         recs = parse_records(path, rows, columns)
         for r in recs:
             status = str(r.get("status", "ok")).lower()
@@ -376,4 +387,4 @@ def load_runs(paths, columns: dict | None = None, intermediate: bool = False,
     if not records:
         raise InputError(f"{', '.join(map(str, paths))}: no usable runs (all {len(excluded)} diverged or failed)")
     records, warnings = resolve_conventions(records, convention)
-    return RunTable(records, [str(p) for p in paths], excluded, warnings)
+    return RunTable(records, [str(p) for p in paths], excluded, notes + warnings)

@@ -51,7 +51,7 @@ def read_pass_table(path, columns: dict | None = None) -> PassTable:
     """Read a pass table (CSV, JSONL or JSON array): one row per model and problem. Every fault is an InputError
     naming the file, line and column."""
     columns = {k: v for k, v in (columns or {}).items() if v}
-    _, rows = read_rows(path)
+    rows = read_rows(path).rows
     if not rows:
         raise InputError(f"{path}: no rows")
     c_model = columns.get("model", "model")

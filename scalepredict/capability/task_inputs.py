@@ -107,7 +107,7 @@ def read_task_inputs(inputs, task_loss: str, patterns, fmt: str = "auto", column
     available = set()
     for path, kind, curves in read:
         if kind == "runs":
-            _, rows = read_rows(path)
+            rows = read_rows(path).rows
             available |= set().union(*(set(r) for _, r in rows)) if rows else set()
         else:
             available |= {c.metric for c in curves}

@@ -4,6 +4,7 @@ stop signal one line and exit 128 + signum."""
 from __future__ import annotations
 
 import signal
+import sys
 
 import click
 
@@ -12,6 +13,25 @@ from ..errors import InputError
 
 
 class _Group(click.Group):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """click's main, with every usage error (a bad option value, an unknown option, a missing argument) as one
+        line and exit 2, like any other bad input, instead of click's three (usage, hint, error)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "scalepredict"
+            click.echo(f"scalepredict: error: {e.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            click.echo(f"scalepredict: error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("scalepredict: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)

@@ -46,6 +46,8 @@ def ingest(logs, fmt, metric, pattern, params, tokens_per_step, run_meta, name_p
     for c in all_curves:
         for f in c.flags[:3]:
             warn([f"{c.source}: {c.run} {c.metric}: {f['kind']} at step {f['step']}"])
+    warn(dict.fromkeys([c.meta["note"] for c in all_curves if c.meta.get("note")]
+                       + [r["note"] for r in records if r.get("note")]))
     if as_json:
         emit_json({"curves": [c.summary() for c in all_curves]})
         return

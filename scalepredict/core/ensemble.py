@@ -311,25 +311,38 @@ def mixture_interval(mu, preds, w, level):
 def fit_average(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = defaults.BOOTSTRAP, seed: int = 0,
                 sources: list | None = None, **_) -> LawAverage | Fit:
     """Fit every candidate law, score each by a nested backtest, and average them (see the module's docstring).
-    Where the runs support one law only (compute alone, no params and tokens), that law's fit."""
-    cands = candidates(table)
-    if len(cands) == 1:
-        return cands[0].fit(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, sources=sources)
-    members, warnings = [], list(table.warnings)
-    for cand in cands:
+    A candidate that cannot be fitted, that interpolates its points (no degrees of freedom left to score or bound
+    it) or that cannot be fitted on the inner runs of the nested backtest is left out, and said; where one law
+    remains (compute alone, say: no params and tokens), that law's fit. An InputError naming each law's reason
+    where none can be fitted."""
+    kw = dict(delta=delta, n_bootstrap=n_bootstrap, seed=seed, sources=sources)
+    notes, fitted, errors = [], [], []
+    for cand in candidates(table):
         try:
-            fit = cand.fit(table, delta=delta, n_bootstrap=n_bootstrap, seed=seed, sources=sources)
+            fitted.append((cand, cand.fit(table, **kw)))
         except InputError as e:
-            if cand.law == "compute":
-                raise
-            warnings.append(f"auto: {cand.name} left out ({str(e).split(': ', 1)[-1]})")
-            continue
-        members.append(Entry(cand, fit, nested_score(table, cand, delta, fit), 0.0))
-    for m, w in zip(members, score_weights([m.score for m in members])):
-        m.weight = w
-    for m in members:
-        warnings += [f"{m.candidate.name}: {w}" for w in m.fit.warnings if w not in table.warnings]
-    return LawAverage(members, table.convention, warnings, sources or [])
+            errors.append(f"{cand.law}: {str(e).split(': ', 1)[-1]}")
+            notes.append(f"auto: {cand.name} left out ({errors[-1].split(': ', 1)[-1]})")
+    if not fitted:
+        raise InputError(f"{', '.join(table.sources)}: no law can be fitted to these runs ({'; '.join(errors)})")
+    free = [(c, f) for c, f in fitted if f.dof >= 1] or fitted[:1]
+    notes += [f"auto: {c.name} left out (it interpolates its {f.n_points} points: no degrees of freedom left to "
+              f"score it or to bound its predictions)" for c, f in fitted if (c, f) not in free]
+    entries = [Entry(c, f, nested_score(table, c, delta, f), 0.0) for c, f in free] if len(free) > 1 else \
+        [Entry(c, f, None, 1.0) for c, f in free]
+    scored = [e for e in entries if e.score is None or math.isfinite(e.score)] or entries
+    notes += [f"auto: {e.candidate.name} left out (it cannot be fitted on the runs of the nested backtest)"
+              for e in entries if e not in scored]
+    if len(scored) == 1:
+        fit = scored[0].fit
+        fit.warnings = list(dict.fromkeys(notes + fit.warnings))
+        return fit
+    for e, w in zip(scored, score_weights([e.score for e in scored])):
+        e.weight = w
+    warnings = list(table.warnings) + notes
+    for e in scored:
+        warnings += [f"{e.candidate.name}: {w}" for w in e.fit.warnings if w not in table.warnings]
+    return LawAverage(scored, table.convention, warnings, sources or [])
 
 
 TAU_FLOOR = 0.005  # the weights' temperature never goes below half a percent of mean error (see score_weights)

@@ -207,6 +207,9 @@ class Fit:
                 "sigma": {k: (None if v is None else float(v[i])) for k, v in parts.items()},
             }
             warning = range_warning(compute[i], lo_c, self.max_compute)
+            if not all(v is None or (np.isfinite(v) and v > 0) for v in (rec["lower"], rec["upper"])):
+                rec["lower"] = rec["upper"] = None  # an overflow far out: no interval, rather than [0, inf]
+                warning = warning or "the interval is unbounded this far out (its uncertainty overflows)"
             if self.dof < 1:
                 warning = (f"the fit has no degrees of freedom left ({self.n_points} points for "
                            f"{len(self.values) - len(self.at_bound)} free parameters): it interpolates its points, "

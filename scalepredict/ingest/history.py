@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from pathlib import Path
 
@@ -199,7 +200,7 @@ def _read_columnar(path: Path, batches) -> list[Curve]:
                 raise InputError(f"{path}: column names are not UTF-8 text") from None
             run_col, token_col, flop_col, unit = _roles(path, names)
         cols = {k: batch.column(i) for i, k in enumerate(names)}
-        step = cols["_step"].to_numpy(zero_copy_only=False).astype(float)
+        step = cols["_step"].to_numpy(zero_copy_only=False).astype(float)  # non-finite steps are left out below
         runs = np.array(cols[run_col].to_pylist(), dtype=object) if run_col else None
         for name in ([Path(path).stem] if runs is None else sorted({str(r) for r in runs if r is not None})):
             sel = np.isfinite(step) if runs is None else (runs == name) & np.isfinite(step)
@@ -279,7 +280,7 @@ def _read_rows(path: Path) -> list[Curve]:
             seen_header = True
             run_col, token_col, flop_col, unit = _roles(path, list(row))
         step = _float(row.get("_step"))
-        if step is None:
+        if step is None or not math.isfinite(step):  # a step of NaN or Infinity orders nothing: not a point
             continue
         name = str(row.get(run_col) or path.stem) if run_col else path.stem
         for k, v in row.items():

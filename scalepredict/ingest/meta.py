@@ -6,6 +6,7 @@ import math
 import re
 
 from ..errors import InputError
+from ..runs import location, read_rows
 from .curve import to_float
 
 PARAM_KEYS = ("n_params", "num_params", "num_parameters", "n_parameters", "param_count", "params", "model_params",
@@ -75,9 +76,7 @@ META_COLUMNS = ("params", "tokens", "tokens_per_step", "compute", "budget")
 def load_run_meta(path) -> list[tuple[str, dict]]:
     """A run-meta file (CSV, JSONL or a JSON array): one row per run, `run` naming it (or a glob such as
     ``gpt2-*``), with any of params, tokens, tokens_per_step, compute, budget."""
-    from ..runs import location, read_rows
-
-    _, rows = read_rows(path)
+    rows = read_rows(path).rows
     if not rows:
         raise InputError(f"{path}: no rows (a run-meta file has a 'run' column and any of {', '.join(META_COLUMNS)})")
     out = []

@@ -13,6 +13,7 @@ from typing import Callable
 
 from .. import defaults
 from ..errors import InputError
+from ..files import unterminated_note, whole_lines
 from .curve import Curve
 from .hf_trainer import looks_like_results, read_results, read_trainer_state
 from .history import is_history, read_history
@@ -109,6 +110,9 @@ READERS = [
                                                               "pattern"), "value"),
 ]
 BY_NAME = {r.name: r for r in READERS}
+# the formats a running process appends to, line by line: an unterminated last line is left out (files.whole_lines);
+# the others (JSON documents, W&B's CSV exports, event files) are written whole
+APPENDED = {"llmc", "nanogpt", "modded_nanogpt", "megatron", "torchtitan", "build_nanogpt", "lightning", "pattern"}
 FORMATS = ("auto", *BY_NAME)
 DEFAULT_METRIC = {r.name: r.metric for r in READERS if r.metric}
 
@@ -153,8 +157,14 @@ def read_curves(path, fmt: str = "auto", pattern: str | None = None) -> tuple[st
     reader = BY_NAME[fmt]
     if reader.text and text is None:
         text = read_text(path)
+    cut = None
+    if fmt in APPENDED:
+        text, cut = whole_lines(text)
     curves = reader.read(path, text, pattern)
     curves = [c.clean() for c in curves if c.steps]
+    if cut:
+        for c in curves:
+            c.meta = {**c.meta, "note": unterminated_note(path, cut)}
     if not curves:
         raise InputError(f"{path}: no curves found in this {fmt} log")
     return fmt, curves

@@ -5,6 +5,7 @@ as a run table's rows are, and the table itself (`load_table`, from run tables a
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +88,24 @@ def curves_to_records(curves, params=None, tokens_per_step=None, last_k: int = 1
 
 def records_from_logs(read, metric=None, params=None, tokens_per_step=None, last_k: int = 1,
                       intermediate: bool = False, run_meta=None, name_pattern=None) -> list[dict]:
+    """Run-table rows from logs read by read_logs (run tables among them are skipped): the metric of each
+    (pick_metric), one row per run. Where no --metric was given and a log has no validation loss, its training
+    loss is used and each row says so in its `note`."""
     recs = []
     for path, kind, curves in read:
         if kind != "runs":
-            recs += curves_to_records(pick_metric(curves, kind, metric, path), params, tokens_per_step, last_k,
-                                      intermediate, run_meta, name_pattern)
+            chosen = pick_metric(curves, kind, metric, path)
+            rows = curves_to_records(chosen, params, tokens_per_step, last_k, intermediate, run_meta, name_pattern)
+            name = chosen[0].metric if chosen else ""
+            if metric is None and TRAIN.search(name):
+                for r in rows:
+                    r["note"] = (f"{path}: no validation loss in this log; its training loss '{name}' is used "
+                                 f"(--metric chooses another)")
+            recs += rows
     return recs
+
+
+TRAIN = re.compile(r"(^|[/_.\-])(train|training|trl)([/_.\-]|$)", re.I)
 
 
 def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermediate: bool = False,
@@ -111,7 +124,7 @@ def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermedi
         t = load_runs(tables, columns, intermediate=intermediate, convention=compute_convention)
         records, excluded = t.records, t.excluded
     rx = compile_name_pattern(name_pattern) if name_pattern else None
-    warnings = []
+    warnings = sorted({c.meta["note"] for _, _, curves in read for c in curves if c.meta.get("note")})
     for r in records_from_logs(read, metric, params, tokens_per_step, last_k, intermediate, run_meta, rx):
         r["_where"] = f"{r['source']}, run '{r['run']}'"
         if r.get("status") in ("diverged", "failed"):
@@ -124,6 +137,8 @@ def load_table(inputs, fmt: str = "auto", columns: dict | None = None, intermedi
             raise InputError(f"{r['source']}: run '{r['run']}' has no compute: give --params and --tokens-per-step, "
                              f"or --run-meta FILE with params and tokens (or tokens_per_step) per run")
         check_numbers(r, r["_where"], f"{r['metric']} at step {r.get('step')}")
+        if r.get("note") and r["note"] not in warnings:
+            warnings.append(r["note"])
         if r.get("flags"):
             warnings.append(f"{r['_where']}: {r['metric']} was not finite at some step before its end (a recovered "
                             f"spike?); its final value is used")

@@ -10,6 +10,7 @@ log has no config, and the exit record whether the run failed.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def read_run(path: Path, text=None, pattern=None) -> list[Curve]:
                 step = rec.history.step.num
                 for item in rec.history.item:
                     k, v = _key(item), _value(item)
-                    if k == "_step" and isinstance(v, (int, float)):
+                    if k == "_step" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                         step = int(v)
                 for item in rec.history.item:
                     k, v = _key(item), _value(item)

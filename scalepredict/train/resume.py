@@ -18,9 +18,14 @@ def read_finished(runs_path: Path) -> dict[str, dict]:
     """Finished runs by id, read by the policy of every run-table reader: an unterminated last line that does not
     parse is a write in progress and is ignored; any other bad line, or a record without `run`, is an InputError
     naming the line (the sweep cannot tell which run it was, so it stops instead of training a run twice)."""
-    if not runs_path.exists() or not runs_path.read_bytes().strip():
+    if not runs_path.exists() or (runs_path.is_file() and runs_path.stat().st_size == 0):
         return {}
-    kind, rows = read_rows(runs_path)
+    try:
+        kind, rows, _ = read_rows(runs_path)
+    except InputError as e:
+        if "empty file" in str(e):
+            return {}
+        raise
     if kind != "jsonl":
         raise InputError(f"{runs_path}: not a JSONL run table")
     done = {}

@@ -50,6 +50,10 @@ def _plan(folder: SweepFolder) -> tuple[dict, list[dict]]:
     return meta, runs
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def sweep_status(out: Path) -> dict:
     """The state of every planned run of the sweep in OUT, the compute spent against the plan, and the SLURM jobs."""
     folder = SweepFolder(Path(out))
@@ -82,8 +86,9 @@ def sweep_status(out: Path) -> dict:
         rec = done.get(rid) or read_record(folder, rid)
         if rec is not None:
             row["state"] = "finished" if rec.get("status", "ok") == "ok" else "diverged"
-            row["steps_done"] = rec.get("steps_done", steps)
-            row["loss"] = rec.get("loss")
+            done_steps, loss = rec.get("steps_done", steps), rec.get("loss")
+            row["steps_done"] = int(done_steps) if _number(done_steps) else steps
+            row["loss"] = float(loss) if _number(loss) else None
             if rid not in done:
                 row["note"] = "finished; its record is collected by the next `sweep`"
         else:
