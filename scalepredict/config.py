@@ -85,17 +85,34 @@ def _check(obj) -> None:
 
 @dataclass
 class DataConfig:
-    source: str = setting("stdlib", choices=("stdlib", "text", "tokens", "synthetic"),
-                          why="stdlib: the Python standard library's source, present everywhere, no download")
+    source: str = setting("stdlib", choices=("stdlib", "text", "tokens", "synthetic", "hf"),
+                          why="stdlib: the Python standard library's source, present everywhere, no download; hf: a "
+                              "Hugging Face dataset tokenized once (scalepredict prepare)")
     path: str | None = setting(None, kind=str, why="the text file or folder, or the token file(s)")
     vocab_size: int | None = setting(None, kind=int, low=2, why="required for token files; 256 (bytes) otherwise")
     dtype: str = setting("uint16", choices=("uint16", "uint32"), why="token files: nanoGPT's layout")
     size: int = setting(400_000, low=1, why="synthetic corpus bytes")
     seed: int = setting(0, why="synthetic corpus seed")
     val_tokens: int = setting(65_536, low=1, why="held-out tokens every run's final loss is measured on")
+    dataset: str | None = setting(None, kind=str, why="hf: a hub dataset name, or local parquet/jsonl/arrow files: a "
+                                                       "file, a folder or a glob")
+    dataset_config: str | None = setting(None, kind=str, why="hf: the hub dataset's configuration (name)")
+    split: str = setting("train", why="hf: the hub dataset's split to read (local files: all of them)")
+    text_column: str = setting("text", why="hf: the column holding each document's text")
+    tokenizer: str | None = setting(None, kind=str, why="hf: a tokenizer.json path, a transformers tokenizer name "
+                                                         "or folder, or tiktoken:NAME (e.g. tiktoken:gpt2)")
+    val_fraction: float = setting(0.005, low=0, high=1, low_open=True, high_open=True,
+                                  why="hf: the share of documents held out for validation (split by document)")
+    max_tokens: int | None = setting(None, kind=int, low=1, why="hf: stop after about this many tokens (a streamed "
+                                                                "hub dataset need not be read whole)")
+    cache: str | None = setting(None, kind=str, why="hf: where token files go (default $SCALEPREDICT_CACHE or "
+                                                    "~/.cache/scalepredict/tokens)")
 
     def __post_init__(self):
         _check(self)
+        if self.source == "hf" and not (self.dataset and self.tokenizer):
+            raise ConfigError("dataset, tokenizer: source = \"hf\" needs both (a dataset name or files, and a "
+                              "tokenizer)")
 
 
 @dataclass
@@ -109,6 +126,9 @@ class ModelConfig:
     shape_rule: str = setting("closest", choices=("closest", "monotone"), why="see plan.shape_for")
     width_multiple: int = setting(8, low=8,
                                   why="d_model is a multiple of this (64 on GPUs: whole 64-wide heads for tensor cores)")
+    vocab_multiple: int = setting(64, low=1, why="the model's vocabulary is the tokenizer's padded up to a multiple of "
+                                                  "this (nanoGPT pads GPT-2's 50257 to 50304): whole tiles for the "
+                                                  "output layer's matmul on GPUs; bytes (256) are a multiple already")
 
     def __post_init__(self):
         _check(self)
@@ -169,9 +189,51 @@ class TrainConfig:
     compile: str = setting("auto", choices=("auto", "on", "off"),
                            why="torch.compile: auto on CUDA only (on a CPU it costs ~20 s per shape for ~6%)")
     threads: int = setting(0, low=0, why="CPU threads (0: torch's default)")
+    command: str | None = setting(None, kind=str, why="your own trainer: a command line per run, with {placeholders} "
+                                                      "(docs/own-trainer.md); default: scalepredict's own small GPT")
+    log: str | None = setting(None, kind=str, why="command: the run's log, a path or glob under {run_dir} (default: "
+                                                  "every file the run writes, its stdout included)")
+    log_format: str = setting("auto", why="command: how its log is read (a format of `ingest`; auto: detected)")
+    metric: str | None = setting(None, kind=str, why="command: the logged metric that is the run's final loss "
+                                                     "(default: the reader's validation loss)")
+    resume_flag: str = setting("", why="command: what {resume} becomes when a run is started again after an "
+                                       "interruption (e.g. \"--resume\"); empty on a first start")
 
     def __post_init__(self):
         _check(self)
+        if self.command is not None:
+            check_template(self.command)
+
+
+# what a [train] command template may name: the planned run's shape, budget and recipe, and where it writes
+PLACEHOLDERS = {
+    "run_id": "the run's id", "run_dir": "its folder (absolute)", "seed": "its seed", "budget": "its planned FLOPs",
+    "n_layer": "layers", "d_model": "width", "n_head": "attention heads", "head_dim": "width of a head",
+    "mlp_ratio": "MLP width / d_model", "vocab_size": "vocabulary (padded)", "seq_len": "context length",
+    "batch_size": "sequences per step", "batch_tokens": "tokens per step", "steps": "optimizer steps",
+    "tokens": "training tokens", "params": "non-embedding parameters (scalepredict's count)", "lr": "peak LR",
+    "warmup_steps": "warmup steps", "min_lr": "the LR the schedule decays to", "final_lr_frac": "min_lr / lr",
+    "schedule": "cosine or wsd", "weight_decay": "AdamW weight decay", "beta1": "AdamW beta1", "beta2": "AdamW beta2",
+    "grad_clip": "gradient clipping norm", "device": "cpu or cuda", "train_bin": "the training token file",
+    "val_bin": "the validation token file", "data_dir": "the folder of the token files", "resume": "[train] "
+    "resume_flag when the run starts again after an interruption, else nothing",
+}
+
+
+def check_template(command: str) -> None:
+    """A [train] command template: a non-empty command line whose {placeholders} are all known."""
+    import string
+
+    if not command.strip():
+        raise ConfigError("command: empty; give the command line that trains one run")
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(command) if f is not None}
+    except ValueError as e:
+        raise ConfigError(f"command: not a valid template ({e}); write a literal brace as {{{{ or }}}}") from None
+    unknown = sorted(n for n in names if n.split(".")[0].split("[")[0] not in PLACEHOLDERS)
+    if unknown:
+        raise ConfigError(f"command: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)} (known: "
+                          f"{', '.join('{' + k + '}' for k in PLACEHOLDERS)})")
 
 
 SBATCH_OPTION = re.compile(r"^[a-z][a-z0-9_-]*$")

@@ -53,7 +53,12 @@ def finish_sweep(cfg: Config, folder: SweepFolder | Path, echo=print) -> dict:
     for r in table.excluded:
         echo(f"warning: run {r.get('run')} {r['reason']}: left out of the fit")
     sources = [file_digest(folder.runs)]
-    fit = fit_law(table, "compute", sources=sources)
+    try:
+        fit = fit_law(table, "compute", sources=sources)
+    except InputError as e:  # too few frontier points (a noisy trainer's sets beaten by cheaper ones): every run
+        echo(f"warning: the compute law cannot be fitted to the frontier ({str(e).split(': ', 1)[-1]}); the law "
+             f"average of every run is fitted instead")
+        fit = fit_law(table, "auto", sources=sources)
     atomic_write_json(folder.fit, fit.to_dict())
     chin = None
     try:
@@ -82,7 +87,7 @@ def finish_sweep(cfg: Config, folder: SweepFolder | Path, echo=print) -> dict:
     meta = read_json_object(folder.meta, "a sweep file (sweep.json)")
     data = ReportData(meta.get("config", {}).get("name") or cfg.name, fit, chin, table, meta, targets,
                       defaults.LEVEL, preds, optimal, bt, folder.path, why or "", plan_budgets(meta))
-    write_report(data, folder.report)
+    write_report(data, folder.report, prediction_png=folder.prediction_png.name)
     echo("")
     for line in describe(fit) + [""] + prediction_lines(preds):
         echo(line)
@@ -159,12 +164,13 @@ def gather(source, targets=None, level: float = defaults.LEVEL) -> ReportData:
                       caps)
 
 
-def write_report(data: ReportData, out: Path, html: bool = False) -> Path:
-    """The report and its figures, written beside `out` (report.md)."""
+def write_report(data: ReportData, out: Path, html: bool = False, prediction_png: str | None = None) -> Path:
+    """The report and its figures, written beside `out` (report.md); `prediction_png`: a prediction figure already
+    drawn beside it (a sweep's prediction.png), referenced instead of drawn again."""
     out = Path(out)
     if not out.parent.is_dir():
         raise InputError(f"{out}: folder {out.parent} does not exist")
-    text = render(data, figures(data, out.parent, out.stem))
+    text = render(data, figures(data, out.parent, out.stem, prediction_png))
     for cap in data.capabilities:
         text += "\n" + "\n".join(capability_section(cap, None, data.level, out.parent, out.stem))
     _write(out, text, html)

@@ -90,9 +90,16 @@ def lr_for(params: float, t: TrainConfig) -> float:
     return t.lr * (params / t.lr_ref_params) ** t.lr_exponent
 
 
+def model_vocab(vocab_size: int, m: ModelConfig) -> int:
+    """The model's vocabulary: the tokenizer's, padded up to a multiple of [model] vocab_multiple."""
+    return -(-int(vocab_size) // m.vocab_multiple) * m.vocab_multiple
+
+
 def plan(cfg: Config, vocab_size: int = 256) -> list[RunSpec]:
-    """Run specs, smallest budget first. Raises InputError for budgets too small for the smallest model."""
+    """Run specs, smallest budget first (the vocabulary padded by model_vocab). Raises InputError for budgets too
+    small for the smallest model."""
     s, t, m = cfg.sweep, cfg.train, cfg.model
+    vocab_size = model_vocab(vocab_size, m)
     specs: list[RunSpec] = []
     smallest = shape_for(1.0, vocab_size, m)
     batch_tokens = t.batch_size * m.seq_len
@@ -179,6 +186,7 @@ def compute_optimal_run(cfg: Config, at_budget: list[RunSpec], vocab_size: int =
     """Of one budget's IsoFLOP set, the run of the compute-optimal guess (the shape rule at N = sqrt(C / (6 r))),
     else the set's middle size: the budget's likely frontier model, which repeated seeds and the LR probe train."""
     budget = at_budget[0].budget
+    vocab_size = model_vocab(vocab_size, cfg.model)
     guess = shape_for(math.sqrt(budget / (6.0 * cfg.sweep.tokens_per_param)), vocab_size, cfg.model)
     return next((sp for sp in at_budget if sp.shape == guess), at_budget[len(at_budget) // 2])
 
@@ -202,6 +210,7 @@ def bracket_spec(cfg: Config, bi: int, budget: float, tried: list[Shape], side: 
     the shape rule at size_step^k times the edge size (k = 1, 2, 3: the first shape not yet tried that lies beyond
     the edge), with the set's recipe. None where there is none: below the smallest shape, or too big for min_steps."""
     m, step = cfg.model, cfg.sweep.size_step
+    vocab_size = model_vocab(vocab_size, m)
     edge = max(tried, key=lambda sh: sh.params) if side == "largest" else min(tried, key=lambda sh: sh.params)
     keys = {(sh.n_layer, sh.d_model) for sh in tried}
     for k in (1, 2, 3):

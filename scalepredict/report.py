@@ -43,12 +43,15 @@ class ReportData:
     capabilities: list = field(default_factory=list)  # capability fits beside the loss fit (tasks, pass rate)
 
 
-def figures(data: ReportData, figdir: Path, stem: str) -> list[tuple[str, str]]:
-    """The report's figures, written next to it: (file name, caption)."""
+def figures(data: ReportData, figdir: Path, stem: str, prediction_png: str | None = None) -> list[tuple[str, str]]:
+    """The report's figures, written next to it: (file name, caption). `prediction_png`: the prediction figure a
+    sweep already drew in the report's folder (drawn once, referenced here)."""
     fit, table, meta = data.fit, data.table, data.meta
     figs = []
-    plots.prediction_figure(fit, figdir / f"{stem}-prediction.png", targets=data.targets, level=data.level)
-    figs.append((f"{stem}-prediction.png", "Loss against compute, the fitted law and its extrapolation"))
+    if prediction_png is None:
+        prediction_png = f"{stem}-prediction.png"
+        plots.prediction_figure(fit, figdir / prediction_png, targets=data.targets, level=data.level)
+    figs.append((prediction_png, "Loss against compute, the fitted law and its extrapolation"))
     if np.all(np.isfinite(table.params)) and any(len(g) >= 3 for g in isoflop_groups(table)):
         plots.isoflop_figure(table, figdir / f"{stem}-isoflop.png",
                              added={b["run"] for b in (meta or {}).get("bracket", [])})

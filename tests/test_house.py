@@ -68,10 +68,10 @@ def test_a_report_says_why_it_has_no_backtest(tmp_path):
 
 def test_a_logged_loss_of_zero_or_less_is_one_line_naming_the_run(tmp_path):
     """Rows from logs skipped the run table's positivity checks: a logged loss of 0 reached np.log."""
-    log = tmp_path / "train.log"
+    log = tmp_path / "ladder.log"
     log.write_text("".join(f"step {s}: train loss 2.0, val loss {v}\n" for s, v in ((100, 1.5), (200, 0.0))))
     r = run("fit", log, "--params", "1e6", "--tokens-per-step", "1000")
-    assert r.exit_code == 2 and "train.log, run 'train'" in r.stderr and "must be a positive number" in r.stderr
+    assert r.exit_code == 2 and "ladder.log, run 'ladder'" in r.stderr and "must be a positive number" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 

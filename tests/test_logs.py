@@ -32,15 +32,23 @@ def megatron_deepspeed_log(run_losses):
 
 
 def test_megatron_deepspeed_valid_loss_with_rank_prefixes_and_two_runs(tmp_path):
-    p = tmp_path / "train.log"
+    p = tmp_path / "gpt-train.log"
     p.write_text(megatron_deepspeed_log([[(9.1, 9.0), (8.4, 8.283220)], [(8.9, 8.8), (7.7, 7.654321)]]))
     kind, curves = read_curves(p)
     assert kind == "megatron"
     val = {c.run: c for c in pick_metric(curves, kind, None, p)}  # the default metric is the validation loss
-    assert set(val) == {"train", "train#2"}
-    assert val["train"].metric == "val_loss" and val["train"].values == [9.0, 8.28322]
-    assert val["train#2"].steps == [500, 1000] and val["train#2"].values[-1] == 7.654321
-    assert val["train"].tokens == [500 * 256 * 2048, 1000 * 256 * 2048]
+    assert set(val) == {"gpt-train", "gpt-train#2"}
+    assert val["gpt-train"].metric == "val_loss" and val["gpt-train"].values == [9.0, 8.28322]
+    assert val["gpt-train#2"].steps == [500, 1000] and val["gpt-train#2"].values[-1] == 7.654321
+    assert val["gpt-train"].tokens == [500 * 256 * 2048, 1000 * 256 * 2048]
+
+
+def test_a_log_with_a_generic_name_is_named_after_its_folder(tmp_path):
+    """runs/b3-L2d64-s0/train.log is run b3-L2d64-s0 (every run of a sweep of your own trainer writes train.log)."""
+    (tmp_path / "b3-L2d64-s0").mkdir()
+    p = tmp_path / "b3-L2d64-s0" / "train.log"
+    p.write_text("step 10: train loss 3.0, val loss 3.1\n")
+    assert [c.run for c in read_curves(p)[1]] == ["b3-L2d64-s0"] * 2
 
 
 def test_megatron_lm_validation_on_validation_set_with_rank_brackets(tmp_path):

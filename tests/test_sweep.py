@@ -723,3 +723,42 @@ def test_lock_holder_names_the_process_working_in_a_folder(tmp_path):
     with folder_lock(tmp_path):
         assert f"pid {os.getpid()} on " in lock_holder(tmp_path)  # what `status` shows of a sweep at work
     assert lock_holder(tmp_path) is None  # released with its holder
+
+
+def test_the_lean_optimizer_steps_exactly_as_torchs_adamw_with_clipping():
+    """train/optim.AdamW calls torch's fused AdamW kernel without its Python wrapper (issue 29's first lever): the
+    parameters after 30 clipped steps at a moving LR are bit for bit those of torch.optim.AdamW(fused=True) after
+    clip_grad_norm_(foreach=True), so every recipe number stays where it was."""
+    from scalepredict.train.optim import AdamW
+
+    torch.set_num_threads(1)
+    shape = Shape(2, 32, 2, 256, 64)
+    data = torch.from_numpy(np.random.default_rng(0).integers(0, 256, 1 << 16).astype(np.int64))
+    torch.manual_seed(0)
+    a = GPT(shape)
+    torch.manual_seed(0)
+    b = GPT(shape)
+    decay = [p for p in a.parameters() if p.dim() >= 2]
+    flat = [p for p in a.parameters() if p.dim() < 2]
+    ref = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": flat, "weight_decay": 0.0}],
+                            lr=3e-3, betas=(0.9, 0.99), eps=1e-8, fused=True)
+    lean = AdamW(b, 3e-3, (0.9, 0.99), 0.1)
+    for i in range(30):
+        idx = torch.randint(0, len(data) - 65, (8,), generator=torch.Generator().manual_seed(i))
+        w = data[idx[:, None] + torch.arange(65)]
+        lr = 3e-3 * (1 - i / 40)
+        ref.zero_grad(set_to_none=True)
+        a(w[:, :-1], w[:, 1:]).backward()
+        torch.nn.utils.clip_grad_norm_(a.parameters(), 0.5, foreach=True)
+        for g in ref.param_groups:
+            g["lr"] = lr
+        ref.step()
+        lean.zero_grad()
+        b(w[:, :-1], w[:, 1:]).backward()
+        lean.lr = lr
+        lean.step(0.5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    state = lean.state_dict()
+    again = AdamW(b, 1e-3, (0.9, 0.99), 0.1)
+    again.load_state_dict(state)
+    assert again.lr == lr and all(torch.equal(x, y) for x, y in zip(again.exp_avg, lean.exp_avg))

@@ -87,3 +87,31 @@ def status(folder, as_json):
         return
     for line in status_lines(st):
         click.echo(line)
+
+
+@cli.command()
+@click.option("--config", "config", required=True, help="A sweep config whose [data] source is \"hf\".")
+@json_option
+def prepare(config, as_json):
+    """Tokenize a config's corpus once into memory-mapped token files (train.bin, val.bin) with a manifest.json;
+    print where they are. A second prepare of the same inputs and tokenizer reuses them; an interrupted one resumes.
+    `sweep` prepares by itself when needed."""
+    from ..config import load_config
+
+    cfg = load_config(config)
+    if cfg.data.source != "hf":
+        raise InputError(f"{cfg.source}: [data] source is {cfg.data.source!r}; prepare tokenizes a source = \"hf\" "
+                         f"corpus (a dataset and a tokenizer)")
+    from ..train.prepare import prepare as run_prepare
+
+    prepared = run_prepare(cfg.data, echo=(lambda *a: None) if as_json else click.echo, progress=not as_json)
+    m = prepared.manifest
+    if as_json:
+        emit_json({"folder": str(prepared.folder), "train": str(prepared.train), "val": str(prepared.val),
+                   "manifest": str(prepared.folder / "manifest.json"), "tokens": m["tokens"],
+                   "documents": m["documents"], "tokens_per_byte": m["tokens_per_byte"],
+                   "vocab_size": m["tokenizer"]["vocab_size"]})
+        return
+    click.echo(f"train: {prepared.train} ({m['tokens']['train']:,} tokens)")
+    click.echo(f"val:   {prepared.val} ({m['tokens']['val']:,} tokens)")
+    click.echo(f"manifest: {prepared.folder / 'manifest.json'}")

@@ -102,7 +102,7 @@ def text_curves(path, text, patterns, fmt, run=None):
                 segment += 1
                 last_step = {}
             last_step[metric] = step
-            name = g.get("run") or run or path.stem
+            name = g.get("run") or run or run_name(path)
             if segment:
                 name = f"{name}#{segment + 1}"
             c = curves.setdefault((name, metric), Curve(name, metric, [], [], [], str(path)))
@@ -131,6 +131,18 @@ def text_curves(path, text, patterns, fmt, run=None):
         c.meta = meta
         out.append(c)
     return out
+
+
+GENERIC = {"train", "training", "log", "logs", "stdout", "stderr", "output", "out", "main", "run", "console"}
+
+
+def run_name(path: Path) -> str:
+    """A run's name from its log's path: the file's stem, or its folder's name where the stem says nothing of the
+    run (runs/b3-L2d64-s0/train.log is run b3-L2d64-s0)."""
+    path = Path(path)
+    if path.stem.lower() in GENERIC and path.parent.name:
+        return path.parent.name
+    return path.stem
 
 
 def compile_pattern(regex: str) -> re.Pattern:

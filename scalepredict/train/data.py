@@ -16,13 +16,16 @@ Sources:
 from __future__ import annotations
 
 import hashlib
+import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..config import DataConfig
 from ..errors import InputError
+from .prepare import prepare
 
 VAL_MODULUS = 20  # 1 file in 20 goes to validation
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".jsonl", ".csv", ".html", ".c", ".h", ".js", ".tex"}
@@ -35,10 +38,13 @@ class Corpus:
     vocab_size: int
     fingerprint: str
     description: str
+    tokens_per_byte: float | None = 1.0  # of the validation text: the loss in bits per byte (None: unknown)
+    files: dict | None = None  # the token files behind train and val ({"train", "val", "dir"}), where there are
 
     def as_dict(self) -> dict:
         return {"description": self.description, "vocab_size": self.vocab_size, "fingerprint": self.fingerprint,
-                "train_tokens": int(len(self.train)), "val_tokens": int(len(self.val))}
+                "train_tokens": int(len(self.train)), "val_tokens": int(len(self.val)),
+                "tokens_per_byte": self.tokens_per_byte}
 
 
 def _is_val(relpath: str) -> bool:
@@ -128,7 +134,8 @@ def token_corpus(path, vocab_size: int | None, dtype: str = "uint16") -> Corpus:
         with open(f, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 24), b""):
                 h.update(chunk)
-    return Corpus(train, val, int(vocab_size), h.hexdigest(), f"{path}, {dtype} tokens")
+    paired = {"train": str(files[0]), "val": str(files[1]), "dir": str(path)} if len(files) == 2 else None
+    return Corpus(train, val, int(vocab_size), h.hexdigest(), f"{path}, {dtype} tokens", None, paired)
 
 
 def synthetic_corpus(n_bytes: int = 400_000, seed: int = 0) -> Corpus:
@@ -147,8 +154,25 @@ def synthetic_corpus(n_bytes: int = 400_000, seed: int = 0) -> Corpus:
                   hashlib.sha256(data).hexdigest(), f"synthetic Markov text, seed {seed}, {n_bytes} bytes")
 
 
-def load_corpus(spec: dict) -> Corpus:
+def hf_corpus(data, echo=print) -> Corpus:
+    """A Hugging Face dataset, tokenized once (prepare.py) and read back as memory-mapped token files."""
+    prepared = prepare(data, echo=echo, progress=False)
+    m = prepared.manifest
+    dtype = m["dtype"]
+    train, val = (np.memmap(p, dtype=dtype, mode="r") for p in (prepared.train, prepared.val))
+    return Corpus(train, val, int(m["tokenizer"]["vocab_size"]), m["key"],
+                  f"{data.dataset} ({m['documents']['train']:,} + {m['documents']['val']:,} documents) tokenized by "
+                  f"{data.tokenizer} ({prepared.folder})", float(m["tokens_per_byte"]["val"]),
+                  {"train": str(prepared.train), "val": str(prepared.val), "dir": str(prepared.folder)})
+
+
+def load_corpus(spec, echo=print) -> Corpus:
+    """The corpus a [data] section names (a DataConfig, or its fields as a dict)."""
+    if not isinstance(spec, dict):
+        spec = dict(spec.__dict__)
     kind = spec.get("source", "stdlib")
+    if kind == "hf":
+        return hf_corpus(DataConfig(**spec), echo)
     if kind == "stdlib":
         return stdlib_corpus()
     if kind == "synthetic":
@@ -159,7 +183,23 @@ def load_corpus(spec: dict) -> Corpus:
         return text_corpus(spec["path"])
     if kind == "tokens":
         return token_corpus(spec["path"], spec.get("vocab_size"), spec.get("dtype", "uint16"))
-    raise InputError(f"data.source must be stdlib, text, tokens or synthetic, got {kind!r}")
+    raise InputError(f"data.source must be stdlib, text, tokens, synthetic or hf, got {kind!r}")
+
+
+def token_files(corpus: Corpus, folder: Path) -> dict:
+    """The corpus as token files an external trainer can read ({"train", "val", "dir"}): its own where it has them
+    (a prepared or nanoGPT corpus), else written once into `folder` (uint16 or uint32, nanoGPT's layout)."""
+    if corpus.files:
+        return corpus.files
+    folder.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if corpus.vocab_size <= 1 << 16 else np.uint32
+    for name, arr in (("train", corpus.train), ("val", corpus.val)):
+        path = folder / f"{name}.bin"
+        if not path.exists() or path.stat().st_size != len(arr) * np.dtype(dtype).itemsize:
+            tmp = folder / f".{name}.bin.tmp"
+            np.asarray(arr, dtype=dtype).tofile(tmp)
+            os.replace(tmp, path)
+    return {"train": str(folder / "train.bin"), "val": str(folder / "val.bin"), "dir": str(folder)}
 
 
 def get_batch(data: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator):

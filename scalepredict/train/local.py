@@ -13,14 +13,12 @@ from .context import SweepContext
 from .devices import gpu_queue, visible_gpus
 from .progress import PROGRESS_EVERY, Recorder, steps_logged
 from .stopping import raise_if_stopped
-from .worker import init_worker, run_in_worker
+from .worker import init_worker, run_in_worker, run_spec
 
 
 def train_in_turn(pending, ctx: SweepContext, record: Recorder):
     """The runs one after another in this process, with a progress bar per run and one for the sweep (its ETA)."""
     from tqdm.auto import tqdm
-
-    from .trainer import train_run
 
     tty = sys.stderr.isatty()
     overall = tqdm(total=record.total, initial=record.before, unit="FLOP", unit_scale=True, desc="sweep",
@@ -38,11 +36,7 @@ def train_in_turn(pending, ctx: SweepContext, record: Recorder):
                 last_line = time.time()
                 record.in_progress([(spec, step)], spec.compute * step / spec.steps)
 
-        if getattr(ctx.cfg.train, "command", None):
-            rec = run_in_worker(spec, ctx.cfg, str(ctx.out), ctx.device)
-        else:
-            rec = train_run(spec, ctx.corpus, ctx.cfg.train, ctx.folder.run(spec.id), ctx.device,
-                            ctx.cfg.data.val_tokens, progress, keep_state=ctx.keep_state)
+        rec = run_spec(spec, ctx.cfg, ctx.folder, ctx.device, ctx.corpus, ctx.keep_state, progress)
         bar.close()
         record(spec, rec)
         overall.update(spec.compute)

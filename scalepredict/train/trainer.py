@@ -21,6 +21,7 @@ from ..files import RunFolder, append_line, atomic_write_json, folder_lock
 from ..plan import RunSpec, lr_at
 from .data import Corpus, get_batch, val_windows
 from .model import GPT
+from .optim import AdamW
 from .stopping import stop_signal
 
 DIVERGENCE_FACTOR = 1.5  # a smoothed train loss this far above its best so far (after warmup) is a blow-up
@@ -54,16 +55,9 @@ def evaluate(model, windows: np.ndarray, device: str, batch: int = 64) -> float:
     return total / count
 
 
-def make_optimizer(model, lr: float, t: TrainConfig):
-    """AdamW with weight decay on matrices only; the fused kernel (CUDA, and CPU since torch 2.4), else foreach."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    kw = {"lr": lr, "betas": (t.beta1, t.beta2), "eps": 1e-8}
-    try:
-        return torch.optim.AdamW(groups, fused=True, **kw)
-    except (RuntimeError, TypeError):  # an older torch without fused CPU kernels
-        return torch.optim.AdamW(groups, foreach=True, **kw)
+def make_optimizer(model, lr: float, t: TrainConfig) -> AdamW:
+    """AdamW with weight decay on matrices only, through torch's fused kernel (optim.py)."""
+    return AdamW(model, lr, (t.beta1, t.beta2), t.weight_decay)
 
 
 def train_step(model, train_model, opt, x, y, grad_clip: float, device: str):
@@ -71,10 +65,9 @@ def train_step(model, train_model, opt, x, y, grad_clip: float, device: str):
     global-norm gradient clipping, AdamW. Returns the loss tensor (not synchronized)."""
     with _autocast(device):
         loss = train_model(x, y)
-    opt.zero_grad(set_to_none=True)
+    opt.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=True)
-    opt.step()
+    opt.step(grad_clip)
     return loss
 
 
@@ -143,9 +136,7 @@ def _train_run_locked(spec, corpus, t, folder: RunFolder, device, val_tokens, pr
             if step:
                 checkpoint()
             raise Stopped(stop_signal(), f"{spec.id} stopped at step {step} of {spec.steps}")
-        lr = lr_at(step, spec, t)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        opt.lr = lr = lr_at(step, spec, t)
         x, y = get_batch(corpus.train, spec.batch_size, spec.shape.seq_len, rng)
         x, y = torch.from_numpy(x).to(device, non_blocking=True), torch.from_numpy(y).to(device, non_blocking=True)
         loss = train_step(model, train_model, opt, x, y, t.grad_clip, device)
@@ -179,6 +170,8 @@ def _train_run_locked(spec, corpus, t, folder: RunFolder, device, val_tokens, pr
         append_line(log_path, json.dumps({"step": step, "tokens": step * tokens_per_step, "val_loss": val_loss}))
     rec = _record(spec, t, device, status, val_loss, step, int(windows.shape[0] * spec.shape.seq_len),
                   time.time() - t0, train_seconds)
+    if val_loss is not None and corpus.tokens_per_byte:  # bits per byte: comparable across tokenizers
+        rec["loss_bpb"] = val_loss / math.log(2) * corpus.tokens_per_byte
     # the finished record, before the checkpoint goes: a sweep that dies before appending it to runs.jsonl (a
     # killed parent, a lost SLURM waiter) recovers it from here on resume instead of training the run again
     atomic_write_json(folder.record, rec)

@@ -48,29 +48,41 @@ def init_worker(data: dict, threads: int, parent: int | None = None, gpus=None):
     _WORKER["corpus"] = load_corpus(data)
 
 
-def run_in_worker(spec, cfg, out, device, keep_state=False, threads=None):
-    """One run in a worker process: the sweep's own trainer, or the user's command ([train] command). `threads`:
-    torch's CPU threads in this process (a submitit job; --jobs workers set theirs at start)."""
-    raise_if_stopped(f"{spec.id} not started")  # a run queued to this worker after a stop signal
-    folder = SweepFolder(out).run(spec.id)
-    if getattr(cfg.train, "command", None):
+def run_spec(spec, cfg, folder: SweepFolder, device: str, corpus, keep_state: bool = False, progress=None) -> dict:
+    """One run, by the sweep's own trainer or by the user's command ([train] command): its record."""
+    if cfg.train.command:
+        from .data import token_files
         from .external import run_command
 
-        return run_command(spec, cfg, folder, device)
-    import torch
-
-    from .data import load_corpus
+        paths = token_files(corpus, folder.path / "data") if uses_token_files(cfg.train.command) else {}
+        return run_command(spec, cfg, folder.run(spec.id), device, paths)
     from .trainer import train_run
 
-    if threads:
+    return train_run(spec, corpus, cfg.train, folder.run(spec.id), device, cfg.data.val_tokens, progress,
+                     keep_state=keep_state)
+
+
+def run_in_worker(spec, cfg, out, device, keep_state=False, threads=None):
+    """One run in a worker process (run_spec, the corpus loaded once per process). `threads`: torch's CPU threads
+    in this process (a submitit job; --jobs workers set theirs at start)."""
+    raise_if_stopped(f"{spec.id} not started")  # a run queued to this worker after a stop signal
+    from .data import load_corpus
+
+    if threads and not cfg.train.command:
+        import torch
+
         torch.set_num_threads(threads)
     if "corpus" not in _WORKER:
         _WORKER["corpus"] = load_corpus(cfg.data.__dict__)
     _WORKER["busy"] = True
     try:
-        return train_run(spec, _WORKER["corpus"], cfg.train, folder, device, cfg.data.val_tokens,
-                         keep_state=keep_state)
+        return run_spec(spec, cfg, SweepFolder(out), device, _WORKER["corpus"], keep_state)
     finally:
         _WORKER["busy"] = False
         if _WORKER.get("orphan"):  # the sweep process is gone: a finished run's record.json is recovered on resume
             os._exit(129)
+
+
+def uses_token_files(command: str) -> bool:
+    """Whether a [train] command template names the corpus's token files."""
+    return any(f"{{{k}" in command for k in ("train_bin", "val_bin", "data_dir"))
