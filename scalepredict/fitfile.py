@@ -30,7 +30,7 @@ def kind_of(obj: dict) -> str | None:
     kind = obj.get("kind")
     if kind is None and isinstance(obj.get("law"), str):
         kind = "average" if obj["law"] == "auto" else "law"
-    return kind
+    return kind if isinstance(kind, str) else repr(kind)
 
 
 def fit_from_dict(obj: dict, source: str = "fit file", kinds=None):

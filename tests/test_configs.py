@@ -1,6 +1,7 @@
 """Every example config in configs/ (the files a user copies and edits) validates and dry-runs; the packaged
 defaults load by name."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,9 @@ def _runnable_here(path: Path, tmp_path: Path) -> Path:
     synthetic corpus stands in; everything else (the plan, the launcher) is the file's own."""
     cfg = load_config(str(path))
     text = path.read_text()
-    if cfg.data.source not in ("stdlib", "synthetic") and not Path(cfg.data.path or "").exists() and \
-            cfg.data.source != "hf":
-        head, _, rest = text.partition("[data]")
+    here = Path(cfg.data.path or "").exists() if cfg.data.source != "hf" else Path(cfg.data.dataset).exists()
+    if cfg.data.source not in ("stdlib", "synthetic") and not here:
+        head, _, rest = re.split(r"^(\[data\])$", text, maxsplit=1, flags=re.M)
         body, sep, tail = rest.partition("\n[")
         text = head + '[data]\nsource = "synthetic"\nsize = 2000000\n' + sep + tail
     out = tmp_path / path.name
@@ -32,7 +33,8 @@ def _runnable_here(path: Path, tmp_path: Path) -> Path:
 
 
 def test_there_are_example_configs():
-    assert {p.name for p in EXAMPLES} >= {"gpu-ladder.toml", "slurm-ladder.toml"}
+    assert {p.name for p in EXAMPLES} >= {"gpu-ladder.toml", "slurm-ladder.toml", "real-corpus.toml",
+                                          "own-trainer.toml"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])

@@ -298,8 +298,9 @@ def test_a_second_sweep_on_a_folder_in_use_is_refused_and_writes_nothing(tmp_pat
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix != ".jsonl"} == before
     first.send_signal(signal.SIGTERM)
     assert first.wait(60) == 143
-    r = CliRunner().invoke(cli, cmd)  # the lock went with its holder; one budget is too few to fit, which is fine
-    assert "another scalepredict process" not in r.stderr and "points to fit" in r.stderr
+    r = CliRunner().invoke(cli, cmd)  # the lock went with its holder (one budget: the compute law cannot be fitted,
+    # and the end step falls back to the law average of every run, or says why it cannot)
+    assert "another scalepredict process" not in r.stderr and "compute law cannot be fitted" in r.output + r.stderr
     ids = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
     assert sorted(ids) == sorted(sp.id for sp in plan(load_config(str(cfg_path))))
 

@@ -151,19 +151,34 @@ def seed_noise(obj: dict, where: str) -> dict | None:
     return sn
 
 
-def profile(obj: dict, where: str, n_params: int) -> dict | None:
-    """The floor's profile likelihood: its parameter, its admitted range and the laws it admits."""
+def within_bounds(arr, law: Law, where: str, key: str):
+    """Each row of `arr` (natural units, law.params order) inside the law's bounds, or an InputError."""
+    lo = np.array([p.min for p in law.params])
+    hi = np.array([p.max for p in law.params])
+    bad = (arr < lo - 1e-12 * np.abs(lo)) | (arr > hi + 1e-12 * np.abs(hi))
+    if np.any(bad):
+        j = int(np.argwhere(bad)[0][-1])
+        raise InputError(f"{where}: field '{key}' holds {law.params[j].name} outside the {law.name} law's bounds "
+                         f"[{lo[j]:g}, {hi[j]:g}]")
+    return arr
+
+
+def profile(obj: dict, where: str, law: Law) -> dict | None:
+    """The floor's profile likelihood: its parameter, its admitted range and the laws it admits (read back as
+    floats, each law inside the bounds)."""
     pr = optional_mapping(obj, "floor_profile", where)
     if pr is None:
         return None
     w = f"{where}: floor_profile"
-    if not isinstance(pr.get("param"), str):
-        raise _wrong(w, "param", "a parameter name", pr.get("param"))
+    if pr.get("param") not in law.names:
+        raise _wrong(w, "param", f"a parameter of the {law.name} law", pr.get("param"))
+    out = dict(pr)
     for key in ("range", "admit_range"):
         if key in pr:
             rng = vector(pr, key, w, 2)
             if rng[0] > rng[1]:
                 raise InputError(f"{w}: field '{key}' runs from {rng[0]} down to {rng[1]}")
+            out[key] = rng.tolist()
     if pr.get("thetas"):
-        matrix(pr, "thetas", w, (None, n_params))
-    return pr
+        out["thetas"] = within_bounds(matrix(pr, "thetas", w, (None, len(law.params))), law, w, "thetas").tolist()
+    return out

@@ -264,7 +264,8 @@ class LawAverage:
                 "formula": self.formula, "compute_convention": self.compute_convention, "warnings": self.warnings,
                 "inputs": self.input_files, "converged": self.converged, "n_points": self.n_points,
                 "candidates": [{"name": m.candidate.name, "law": m.candidate.law, "near_frontier": m.candidate.near,
-                                "nested_score": m.score, "weight": m.weight, "fit": m.fit.to_dict()}
+                                "nested_score": m.score if m.score is None or math.isfinite(m.score) else None,
+                                "weight": m.weight, "fit": m.fit.to_dict()}
                                for m in self.average_of]}
 
     @classmethod
@@ -330,9 +331,15 @@ def fit_average(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = 
               f"score it or to bound its predictions)" for c, f in fitted if (c, f) not in free]
     entries = [Entry(c, f, nested_score(table, c, delta, f), 0.0) for c, f in free] if len(free) > 1 else \
         [Entry(c, f, None, 1.0) for c, f in free]
-    scored = [e for e in entries if e.score is None or math.isfinite(e.score)] or entries
+    scored = [e for e in entries if e.score is None or math.isfinite(e.score)]
     notes += [f"auto: {e.candidate.name} left out (it cannot be fitted on the runs of the nested backtest)"
               for e in entries if e not in scored]
+    if not scored:  # no law can be scored: all of them, equally weighted, and said
+        scored = entries
+        for e in scored:
+            e.score = None
+        notes.append("auto: no law could be fitted on the runs of the nested backtest; the laws are weighted "
+                     "equally")
     if len(scored) == 1:
         fit = scored[0].fit
         fit.warnings = list(dict.fromkeys(notes + fit.warnings))

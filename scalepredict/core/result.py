@@ -330,8 +330,9 @@ class Fit:
         names, where = law.names, f"{source}"
         check_format(obj, source)
         params = checks.mapping(obj, "params", where)
-        values = np.array([checks.number(checks.mapping(params, n, f"{where}: params"), "value",
-                                         f"{where}: params.{n}") for n in names])
+        values = checks.within_bounds(np.array([checks.number(checks.mapping(params, n, f"{where}: params"), "value",
+                                                              f"{where}: params.{n}") for n in names]), law, where,
+                                      "params")
         stderr = np.array([checks.number(checks.mapping(params, n, f"{where}: params"), "stderr",
                                          f"{where}: params.{n}", optional=True, default=np.nan) for n in names])
         p = len(names)
@@ -362,7 +363,8 @@ class Fit:
             cost=checks.number(objective, "value", f"{where}: objective"),
             converged=checks.boolean(obj, "converged", where),
             noise_sigma=checks.number(obj, "noise_sigma", where, optional=True, default=None),
-            bootstrap=None if not boot else checks.matrix(boot, "samples", f"{where}: bootstrap", (None, p)),
+            bootstrap=None if not boot else checks.within_bounds(
+                checks.matrix(boot, "samples", f"{where}: bootstrap", (None, p)), law, f"{where}: bootstrap", "samples"),
             bootstrap_requested=int(checks.number(boot, "requested", f"{where}: bootstrap")) if boot else 0,
             seed=int(checks.number(boot, "seed", f"{where}: bootstrap")) if boot else 0,
             model_error_per_decade=checks.number(obj, "model_error_per_decade", where, optional=True,
@@ -371,7 +373,7 @@ class Fit:
             input_files=checks.optional_list(obj, "inputs", where) or [],
             n_starts=int(checks.number(objective, "n_starts", f"{where}: objective", optional=True, default=0)),
             seed_noise=checks.seed_noise(obj, where), compute_convention=checks.convention(obj, where),
-            profile=checks.profile(obj, where, p),
+            profile=checks.profile(obj, where, law),
         )
 
 
