@@ -177,13 +177,16 @@ class TrainConfig:
     beta2: float = setting(0.99, low=0, high=1, high_open=True, why="0.99 at small batches (Porian et al. 2024)")
     weight_decay: float = setting(0.1, low=0, why="on matrices only")
     grad_clip: float = setting(1.0, low=0, low_open=True, why="global gradient norm")
-    schedule: str = setting("cosine", choices=("cosine", "wsd"),
-                            why="each run's schedule sized to its own tokens (Porian et al. 2024; docs/recipe.md)")
+    schedule: str = setting("cosine", choices=("cosine", "wsd", "constant"),
+                            why="each run's schedule sized to its own tokens (Porian et al. 2024; docs/recipe.md); "
+                                "constant: warmup, then the peak to the end (curve-law experiments)")
     final_lr_frac: float = setting(0.1, low=0, high=1, why="decay to 10% of peak")
     wsd_decay_frac: float = setting(0.2, low=0, high=1, low_open=True,
                                     why="warmup-stable-decay: the last 20% of steps decay linearly")
     warmup_max_frac: float = setting(0.1, low=0, high=1, why="warmup is about N tokens, at most this of the run")
     log_interval: int = setting(10, low=1, why="steps between log.jsonl lines")
+    eval_interval: int = setting(0, low=0, why="steps between validation losses in log.jsonl (0: at the end only); "
+                                               "a whole curve of them for `forecast` and the curve laws")
     checkpoint_seconds: float = setting(60.0, low=0, why="seconds between periodic checkpoints")
     device: str = setting("auto", choices=("auto", "cpu", "cuda"), why="auto: CUDA where there is one")
     compile: str = setting("auto", choices=("auto", "on", "off"),

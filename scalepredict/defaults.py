@@ -30,6 +30,7 @@ LOG_FORMATS = {
     "wandb_history": "a W&B run history (run.history() / scan_history()) saved as CSV, JSONL or Parquet",
     "hf_trainer": "Hugging Face Trainer trainer_state.json",
     "hf_results": "Hugging Face all_results.json / eval_results.json",
+    "sweep_log": "scalepredict's own per-run log (a sweep's runs/<id>/log.jsonl)",
     "runs": "a run table: JSONL, a JSON array, or CSV",
     "wandb": "a W&B chart's Export CSV",
     "wandb_runs": "the W&B runs table's Export CSV",

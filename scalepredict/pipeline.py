@@ -15,16 +15,19 @@ import numpy as np
 from . import defaults
 from .config import Config
 from .core.backtest import backtest
+from .core.curves import MIN_POINTS
 from .core.fit import fit_law
 from .core.result import FitData
 from .errors import InputError
 from .files import SweepFolder, atomic_write_json, atomic_write_text, read_json_object
 from .fitfile import LOSS_KINDS, file_digest, is_fit_file, load_fit
+from .forecast import forecast_run, run_curves
 from .plan import optimal_split
 from .plots import prediction_figure
 from .report import ReportData, capability_report, capability_section, figures, html_page, render
 from .runs import RunTable, load_runs
 from .summary import describe, prediction_lines
+from .train.status import sweep_status
 from .train.sweep import train_sweep
 
 CAPABILITY_FILES = ("tasks.json", "passrate.json")  # capability fits a sweep (or fit) folder may hold
@@ -201,3 +204,25 @@ def _write(out: Path, text: str, html: bool) -> None:
     atomic_write_text(out, text)
     if html:
         atomic_write_text(out.with_suffix(".html"), html_page(text))
+
+
+def status_with_forecasts(folder) -> dict:
+    """`scalepredict status`: where a sweep stands (train/status.py), with the loss each running or stopped run is
+    forecast to reach at its last step (its validation curve where it logs one, else its train loss, under its
+    planned schedule: forecast.py)."""
+    st = sweep_status(folder)
+    for row in st["runs"]:
+        if row["state"] not in ("running", "stopped") or not row["steps_done"]:
+            continue
+        log = SweepFolder(Path(st["folder"])).run(row["run"]).log
+        try:
+            curves = {c.metric: c for c in run_curves([log], None)}
+            curves.update({c.metric: c for c in run_curves([log], "train_loss")})
+            val = curves.get("val_loss")
+            curve = val if val is not None and len(val.steps) >= 2 * MIN_POINTS else curves["train_loss"]
+            f = forecast_run(curve, n_boot=100)
+            row["forecast"] = {"metric": curve.metric, "step": f["step"], "loss": f["loss"], "lower": f["lower"],
+                               "upper": f["upper"]}
+        except (InputError, KeyError) as e:
+            row["forecast_note"] = str(e).split(": ", 2)[-1] if isinstance(e, InputError) else "no loss logged yet"
+    return st

@@ -255,10 +255,12 @@ def bracket_next(cfg: Config, known: list[RunSpec], planned: set, done: dict, vo
 
 
 def lr_at(step: int, spec: RunSpec, t: TrainConfig) -> float:
-    """Warmup, then cosine to final_lr_frac of peak over the run's own steps (or warmup-stable-decay)."""
+    """Warmup, then cosine to final_lr_frac of peak over the run's own steps (or warmup-stable-decay, or constant)."""
     peak, floor = spec.lr, spec.lr * t.final_lr_frac
     if step < spec.warmup_steps:
         return peak * (step + 1) / spec.warmup_steps
+    if t.schedule == "constant":
+        return peak
     if t.schedule == "wsd":
         decay_start = int(spec.steps * (1 - t.wsd_decay_frac))
         if step < decay_start:

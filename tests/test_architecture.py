@@ -19,7 +19,7 @@ LAYERS = [
     (1, ("scalepredict.config", "scalepredict.flops", "scalepredict.runs", "scalepredict.frontier",
          "scalepredict.plan")),
     (2, ("scalepredict.core", "scalepredict.ingest", "scalepredict.fit")),
-    (3, ("scalepredict.capability", "scalepredict.train")),
+    (3, ("scalepredict.capability", "scalepredict.train", "scalepredict.forecast")),
     (4, ("scalepredict.fitfile",)),
     (5, ("scalepredict.summary", "scalepredict.plots", "scalepredict.report")),
     (6, ("scalepredict.pipeline",)),

@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..errors import InputError, Stopped
-from . import capabilities, fitting, logs, sweeps  # noqa: F401  (each registers its commands on `cli`)
+from . import capabilities, curves, fitting, logs, sweeps  # noqa: F401  (each registers its commands on `cli`)
 from .group import cli
 
 __all__ = ["cli", "main"]

@@ -78,10 +78,12 @@ def probe(config, out, factors, at, device, jobs):
 @json_option
 def status(folder, as_json):
     """Where a sweep stands: each planned run's state (planned, queued, running, stopped, finished, diverged,
-    failed), its steps, its SLURM job, and the compute spent against the plan."""
-    from ..train.status import status_lines, sweep_status
+    failed), its steps, its SLURM job, the compute spent against the plan, and the loss each run in progress is
+    forecast to reach."""
+    from ..pipeline import status_with_forecasts
+    from ..train.status import status_lines
 
-    st = sweep_status(folder)
+    st = status_with_forecasts(folder)
     if as_json:
         emit_json(st, "the status")
         return

@@ -19,6 +19,7 @@ from .hf_trainer import looks_like_results, read_results, read_trainer_state
 from .history import is_history, read_history
 from .lightning import read_metrics_csv
 from .mlflow_store import is_store, read_store
+from .sweeplog import is_sweep_log, read_sweep_log
 from .stdout import TEXT_FORMATS, clean_line, compile_pattern, read_text, text_curves
 from .tensorboard import read_event_files
 from .wandb import WANDB_RUN_COLUMNS, read_chart_export, read_runs_export
@@ -98,6 +99,7 @@ READERS = [
            "eval_loss", lambda path, text: '"log_history"' in _head(text)),
     Reader("hf_results", lambda path, text, pattern: read_results(path, _json(path, text, "results")), "eval_loss",
            _is_results),
+    Reader("sweep_log", read_sweep_log, "val_loss", lambda path, text: is_sweep_log(_head(text))),
     Reader("runs", lambda path, text, pattern: [], None,
            lambda path, text: re.match(r"\s*(\{|\[\s*(\{|\]))", _head(text)) is not None),
     Reader("wandb", lambda path, text, pattern: read_chart_export(path, text), None,
@@ -112,7 +114,7 @@ READERS = [
 BY_NAME = {r.name: r for r in READERS}
 # the formats a running process appends to, line by line: an unterminated last line is left out (files.whole_lines);
 # the others (JSON documents, W&B's CSV exports, event files) are written whole
-APPENDED = {"llmc", "nanogpt", "modded_nanogpt", "megatron", "torchtitan", "build_nanogpt", "lightning", "pattern"}
+APPENDED = {"sweep_log", "llmc", "nanogpt", "modded_nanogpt", "megatron", "torchtitan", "build_nanogpt", "lightning", "pattern"}
 FORMATS = ("auto", *BY_NAME)
 DEFAULT_METRIC = {r.name: r.metric for r in READERS if r.metric}
 

@@ -15,7 +15,8 @@ from .curve import Curve, to_float
 TEXT_FORMATS = {
     # llm.c: "s:STEP tel:VAL" (validation) and "s:STEP trl:TRAIN lr:.. norm:.."
     "llmc": [(re.compile(r"^s:(?P<step>\d+) tel:(?P<value>\S+)"), "val_loss"),
-             (re.compile(r"^s:(?P<step>\d+) trl:(?P<value>\S+)"), "train_loss")],
+             (re.compile(r"^s:(?P<step>\d+) trl:(?P<value>\S+)"), "train_loss"),
+             (re.compile(r"^s:(?P<step>\d+) trl:\S+ lr:(?P<value>\S+)"), "lr")],
     # nanoGPT: "step 2000: train loss 1.7644, val loss 1.9200"
     "nanogpt": [(re.compile(r"^step (?P<step>\d+): train loss (?P<value>\S+?),"), "train_loss"),
                 (re.compile(r"^step (?P<step>\d+): train loss \S+, val loss (?P<value>[-+.\deEnaif]+)"), "val_loss")],
@@ -28,7 +29,8 @@ TEXT_FORMATS = {
     "megatron": [(re.compile(r"iteration\s+(?P<step>\d+)/\s*\d+ \|(?:.*?consumed tokens:\s*(?P<tokens>\d+))?"
                              r".*?\| lm loss: (?P<value>[-+.\deEnaif]+)"), "train_loss"),
                  (re.compile(r"valid(?:ation)? loss at iteration (?P<step>\d+)[^|]*\|(?:.*?consumed tokens:\s*"
-                             r"(?P<tokens>\d+))?.*?lm loss value: (?P<value>[-+.\deEnaif]+)"), "val_loss")],
+                             r"(?P<tokens>\d+))?.*?lm loss value: (?P<value>[-+.\deEnaif]+)"), "val_loss"),
+                 (re.compile(r"iteration\s+(?P<step>\d+)/\s*\d+ \|.*?learning rate: (?P<value>[-+.\deE]+)"), "lr")],
     # torchtitan: "step: 10  loss:  7.1234  grad_norm: ...  memory: ...  tps: 12,345  tflops: ...  mfu: 4.56%" and
     # its validator's "validate step: 100  loss: 3.2100 ..."
     "torchtitan": [(re.compile(r"(?<!validate )\bstep:\s*(?P<step>\d+)\s+loss:\s*(?P<value>[-+.\deEnaif]+)\s+"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from .. import defaults
 from .capability import passrate_figure, task_figure
+from .curves import forecast_figure
 from .loss import _fmt_params, backtest_figure, curves_figure, isoflop_figure, optimal_figure, prediction_figure
 
-__all__ = ["FIGURES", "backtest_figure", "curves_figure", "isoflop_figure", "optimal_figure", "passrate_figure",
+__all__ = ["FIGURES", "backtest_figure", "curves_figure", "forecast_figure", "isoflop_figure", "optimal_figure", "passrate_figure",
            "prediction_figure", "task_figure", "_fmt_params"]
 
 

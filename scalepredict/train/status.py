@@ -140,6 +140,9 @@ def status_lines(st: dict) -> list[str]:
             line += f"  log {r['log']}"
         if r.get("note"):
             line += f"  [{r['note']}]"
+        if r.get("forecast"):
+            f = r["forecast"]
+            line += f"  forecast {f['loss']:.4f} [{f['lower']:.4f}, {f['upper']:.4f}] at step {f['step']:,}"
         lines.append(line)
     c = st["counts"]
     lines.append("")

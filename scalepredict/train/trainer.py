@@ -159,6 +159,9 @@ def _train_run_locked(spec, corpus, t, folder: RunFolder, device, val_tokens, pr
                 break
             if progress:
                 progress(step, lv)
+        if t.eval_interval and step % t.eval_interval == 0 and step < spec.steps:
+            append_line(log_path, json.dumps({"step": step, "tokens": step * tokens_per_step,
+                                              "val_loss": evaluate(model, windows, device)}))
         if time.time() - last_ckpt > t.checkpoint_seconds and step < spec.steps:
             checkpoint()
             last_ckpt = time.time()
