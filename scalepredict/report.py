@@ -117,7 +117,7 @@ def capability_report(cap, source: Path, figdir: Path, stem: str, targets=None, 
 def _parameter_table(fit) -> list[str]:
     L = ["| parameter | value | stderr | bootstrap 5% | bootstrap 95% |", "|---|---:|---:|---:|---:|"]
     for p in fit.params.values():
-        value = fmt(p.value) + (" (at bound)" if p.at_bound else "")
+        value = fmt(p.value) + (" (fixed)" if p.min == p.max else " (at bound)" if p.at_bound else "")
         L.append(f"| {p.name} | {value} | {fmt(p.stderr)} | {fmt(p.quantiles.get('0.05'))} | "
                  f"{fmt(p.quantiles.get('0.95'))} |")
     L.append("")

@@ -250,6 +250,10 @@ def parse_records(path, rows, columns: dict | None = None) -> list[dict]:
             derived.append("params")
         if derived:
             rec["derived"] = derived
+            k = derived[0]
+            if not (math.isfinite(rec[k]) and rec[k] > 0):
+                raise InputError(f"{location(path, lineno)}: {k} = 6ND derived from the others is {rec[k]:g}, not a "
+                                 f"positive finite number (the values are too far apart to combine)")
         rec["compute_convention"] = _convention(rec, derived, path, lineno)
         if "run" in rec and rec["run"] is not None:
             rec["run"] = str(rec["run"])

@@ -52,7 +52,7 @@ def fit_lines(fit) -> list[str]:
              f"{'param':>8} {'value':>12} {'stderr':>10}  90% bootstrap"]
     for p in fit.params.values():
         band = f"[{num(p.quantiles['0.05'])}, {num(p.quantiles['0.95'])}]" if p.quantiles else "-"
-        value = num(p.value) + (" (at bound)" if p.at_bound else "")
+        value = num(p.value) + (" (fixed)" if p.min == p.max else " (at bound)" if p.at_bound else "")
         lines.append(f"{p.name:>8} {value:>12} {num(p.stderr):>10}  {band}")
     conv = f" ({fit.compute_convention}: {CONVENTIONS[fit.compute_convention]})" \
         if fit.compute_convention in CONVENTIONS else ""

@@ -174,14 +174,23 @@ def _solve(form, x, y, chance, starts=None):
 
 
 def fit_link(form: str, x, y, chance=None, n_boot: int = defaults.TASK_BOOTSTRAP, seed: int = 0,
-             x_name: str = "loss") -> Link:
-    """Fit accuracy y against x with `form`, then refit on `n_boot` resamples of the runs."""
+             x_name: str = "loss", groups=None) -> Link:
+    """Fit accuracy y against x with `form`, then refit on `n_boot` resamples of the runs: of the points, or, with
+    `groups` (the run of each point: checkpoints), of whole runs, so that many correlated points of one run do not
+    narrow the interval as independent ones would."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     values = _solve(form, x, y, chance)
     rng = np.random.default_rng(seed)
+    members = None
+    if groups is not None:
+        labels = np.asarray(groups, dtype=object)
+        members = [np.flatnonzero(labels == g) for g in dict.fromkeys(groups)]
     boot = []
     for _ in range(n_boot):
-        idx = rng.integers(0, len(x), len(x))
+        if members is None:
+            idx = rng.integers(0, len(x), len(x))
+        else:
+            idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
         if len(np.unique(x[idx])) < 3:
             continue
         boot.append(_solve(form, x[idx], y[idx], chance, starts=[values]))

@@ -27,10 +27,13 @@ from ..core import checks
 from ..core.fit import fit_law, loss_fit_from_dict
 from ..core.intervals import split_normal_scales
 from ..errors import InputError
+from .checkpoints import SKIP, SMOOTH, checkpoint_noise, step2_points
+from .choose import direct_weight, inner_step1, predictability
 from .links import Link, draw, fit_link, form_scores, form_weights
 
 N_DRAWS = 4000
 MIN_RUNS = 5
+MIN_CK_RUNS = 3  # step 2 on checkpoints: many points per run, so fewer runs can place the curve
 
 
 def metric_kind(name: str) -> str:
@@ -52,6 +55,10 @@ class MetricFit:
     direct: Link | None
     scores: dict | None = None  # auto: each form's hold-out error
     task_loss: str = "loss"  # the step-1 loss this metric follows
+    points: str = "runs"  # step 2 fitted on the runs' final values, or on their "checkpoints"
+    predictability: dict | None = None  # choose.predictability: signal, noise, predictable
+    direct_weight: float = 0.0  # the direct form's share of the prediction (choose.direct_weight)
+    direct_scores: dict | None = None  # the holdout errors the weight came from
 
     @property
     def link(self) -> Link:
@@ -82,7 +89,8 @@ class MetricFit:
                 "loss": self.loss.tolist(), "compute": self.compute.tolist(), "accuracy": self.acc.tolist(),
                 "links": [l.to_dict() for l in self.links], "weights": list(map(float, self.weights)),
                 "direct": self.direct.to_dict() if self.direct else None, "scores": self.scores,
-                "task_loss": self.task_loss}
+                "task_loss": self.task_loss, "points": self.points, "predictability": self.predictability,
+                "direct_weight": self.direct_weight, "direct_scores": self.direct_scores}
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "metric") -> "MetricFit":
@@ -97,9 +105,13 @@ class MetricFit:
             raise InputError(f"{where}: field 'weights' should be non-negative with a positive sum")
         direct = checks.optional_mapping(d, "direct", where)
         chance = checks.number(d, "chance", where, optional=True, default=None)
+        dw = checks.number(d, "direct_weight", where, optional=True, default=0.0)
+        if not 0 <= dw <= 1 or (dw > 0 and not direct):
+            raise InputError(f"{where}: field 'direct_weight' should be in [0, 1], and 0 without a direct form")
+        pred = checks.optional_mapping(d, "predictability", where)
         return cls(d["name"], d["kind"], chance, runs, loss, compute, acc, links, list(weights / weights.sum()),
                    Link.from_dict(direct, f"{where}: direct") if direct else None, d.get("scores"),
-                   str(d.get("task_loss", "loss")))
+                   str(d.get("task_loss", "loss")), str(d.get("points", "runs")), pred, dw, d.get("direct_scores"))
 
 
 @dataclass
@@ -168,16 +180,32 @@ class TaskFit:
         row = {"metric": mf.name, "kind": mf.kind, "compute": c, "params": lp.get("params"),
                "tokens": lp.get("tokens"), "task_loss_name": mf.task_loss, "task_loss": lp["loss"],
                "task_loss_lower": lp["lower"], "task_loss_upper": lp["upper"], "level": level}
-        val = float(mf.as_metric(mf.accuracy(np.array([lp["loss"]]))[0]))
-        lo, hi = (float(v) for v in mf.as_metric(np.quantile(mf.draws(loss_draws, rng), q)))
-        row.update({"value": val, "lower": min(lo, hi), "upper": max(lo, hi)})
+        two = mf.accuracy(np.array([lp["loss"]]))[0]
+        two_draws = mf.draws(loss_draws, rng)
+        val, pooled = float(two), two_draws
+        lo, hi = (float(v) for v in mf.as_metric(np.quantile(two_draws, q)))
+        row["two_step"] = {"value": float(mf.as_metric(two)), "lower": min(lo, hi), "upper": max(lo, hi)}
         if mf.direct is not None:
             d = draw(mf.direct, np.full(N_DRAWS, -math.log10(c)), rng)
-            dval = float(mf.as_metric(mf.direct(np.array([-math.log10(c)]))[0]))
+            dacc = float(mf.direct(np.array([-math.log10(c)]))[0])
             dlo, dhi = (float(v) for v in mf.as_metric(np.quantile(d, q)))
-            row["direct"] = {"value": dval, "lower": min(dlo, dhi), "upper": max(dlo, dhi)}
+            row["direct"] = {"value": float(mf.as_metric(dacc)), "lower": min(dlo, dhi), "upper": max(dlo, dhi)}
+            w = mf.direct_weight
+            if w > 0:  # the mixture of the two: its mean, and the quantiles of draws taken in the weights' shares
+                val = (1 - w) * val + w * dacc
+                k = int(round(w * N_DRAWS))
+                pooled = np.concatenate([two_draws[: N_DRAWS - k], d[:k]])
+        lo, hi = (float(v) for v in mf.as_metric(np.quantile(pooled, q)))
+        row.update({"value": float(mf.as_metric(val)), "lower": min(lo, hi), "upper": max(lo, hi),
+                    "direct_weight": mf.direct_weight})
+        if mf.predictability is not None:
+            row["predictable"] = mf.predictability["predictable"]
         lo_seen, hi_seen = float(np.min(mf.loss)), float(np.max(mf.loss))
-        if lp["loss"] < lo_seen - 0.5 * (hi_seen - lo_seen):
+        if mf.predictability is not None and not mf.predictability["predictable"]:
+            pr = mf.predictability
+            row["warning"] = (f"{mf.name}: not predictable at these scales: its noise ({pr['noise']:.3g}) is more "
+                              f"than a third of its fitted change across the runs ({pr['signal']:.3g})")
+        elif lp["loss"] < lo_seen - 0.5 * (hi_seen - lo_seen):
             row["warning"] = (f"{mf.name}: the predicted task loss {lp['loss']:.3g} is far below the fitted runs' "
                               f"({lo_seen:.3g}..{hi_seen:.3g}): step 2 extrapolates its curve")
         elif "warning" in lp:
@@ -228,11 +256,14 @@ def fit_tasks(table, metrics: dict, task_loss: str, law: str = "auto", forms=("a
 
 
 def fit_task_groups(groups, law: str = "auto", forms=("auto",), chance=None, n_boot: int = defaults.TASK_BOOTSTRAP,
-                    seed: int = 0, explicit: set | None = None, direct: bool = True, left_out=None, **fit_kw) -> TaskFit:
+                    seed: int = 0, explicit: set | None = None, direct: bool = True, left_out=None,
+                    checkpoints=None, smooth: int = SMOOTH, skip: float = SKIP, **fit_kw) -> TaskFit:
     """`fit_tasks` for several task losses: `groups` is [(task loss name, its run table, {metric: values})], each
-    metric following its group's loss (a task's accuracy and its own bits per byte, say)."""
+    metric following its group's loss (a task's accuracy and its own bits per byte, say). `checkpoints`
+    (checkpoints.Checkpoints): step 2 on every checkpoint of the fitted runs, smoothed over `smooth` checkpoints,
+    the first `skip` of each run left out, bootstrapped by run."""
     form = forms[0]
-    fitted, left_out, steps1 = [], list(left_out or []), {}
+    fitted, left_out, steps1, notes = [], list(left_out or []), {}, []
     for task_loss, table, metrics in groups:
         names = [str(n) for n in table.names]
         todo = []
@@ -243,7 +274,8 @@ def fit_task_groups(groups, law: str = "auto", forms=("auto",), chance=None, n_b
             ch = chance.get(name) if isinstance(chance, dict) else chance
             ch_acc = None if ch is None else (1.0 - ch if kind == "error" else ch)
             ok = np.isfinite(acc) & np.isfinite(table.loss)
-            why = f"{int(ok.sum())} runs have it; step 2 needs at least {MIN_RUNS}" if ok.sum() < MIN_RUNS \
+            need = MIN_RUNS if checkpoints is None else MIN_CK_RUNS
+            why = f"{int(ok.sum())} runs have it; step 2 needs at least {need}" if ok.sum() < need \
                 else _flat(acc[ok], ch_acc)
             if why:
                 if explicit and name in explicit:
@@ -254,18 +286,46 @@ def fit_task_groups(groups, law: str = "auto", forms=("auto",), chance=None, n_b
         if not todo:
             continue
         steps1[task_loss] = fit_law(table, law, seed=seed, **fit_kw)
+        inner = inner_step1(table, law, seed, **fit_kw) if direct else None
+        by_compute = [names[i] for i in np.argsort(table.compute)]
         for name, kind, ch_acc, ok, acc in todo:
-            x, a, c = table.loss[ok], acc[ok], table.compute[ok]
-            scores = form_scores(x, a, ch_acc) if form == "auto" else None
-            weights = form_weights(scores) if form == "auto" else {form: 1.0}
-            links = [fit_link(f, x, a, ch_acc if f != "exponential" else None, n_boot, seed) for f in weights]
-            dlink = fit_link("sigmoid", -np.log10(c), a, ch_acc, n_boot, seed, x_name="-log10(compute)") \
-                if direct else None
-            fitted.append(MetricFit(name, kind, ch_acc, [n for n, k in zip(names, ok) if k], x, c, a, links,
-                                    list(weights.values()), dlink, scores, task_loss))
+            m, note = _fit_metric(table, names, by_compute, task_loss, name, kind, ch_acc, ok, acc, form, n_boot,
+                                  seed, direct, inner, checkpoints, smooth, skip)
+            fitted.append(m)
+            notes += [note] if note else []
     if not fitted:
         raise InputError("no metric could be fitted: " + "; ".join(f"{d['metric']}: {d['reason']}" for d in left_out))
-    warnings = [f"left out {d['metric']}: {d['reason']}" for d in left_out]
+    warnings = [f"left out {d['metric']}: {d['reason']}" for d in left_out] + notes
     return TaskFit(steps1, fitted, warnings, left_out, seed)
 
 
+def _fit_metric(table, names, by_compute, task_loss, name, kind, ch_acc, ok, acc, form, n_boot, seed, direct,
+                inner, checkpoints, smooth, skip):
+    """One metric's step 2 (on the runs' final values or their checkpoints), direct form, its weight and its
+    predictability. Returns (MetricFit, a note or None)."""
+    runs = [n for n, k in zip(names, ok) if k]
+    x, a, c, groups, where, note, noise = table.loss[ok], acc[ok], table.compute[ok], None, "runs", None, None
+    points = None
+    if checkpoints is not None:
+        px, py, pg = step2_points(checkpoints, task_loss, name, runs, smooth, skip)
+        if len(set(pg)) >= max(MIN_CK_RUNS, min(MIN_RUNS, len(runs))):
+            pa = 1.0 - py if kind == "error" else py
+            compute_of = dict(zip(names, table.compute))
+            x, a, c, groups, where = px, pa, np.array([compute_of[g] for g in pg]), pg, "checkpoints"
+            runs, points = list(pg), (px, pa, pg)
+            noise = checkpoint_noise(checkpoints, name, [r for r in by_compute if r in set(pg)], skip)
+        else:
+            note = (f"{name}: {len(set(pg))} of the fitted runs have checkpoints of it and of {task_loss}; step 2 "
+                    f"uses the runs' final values")
+    scores = form_scores(x, a, ch_acc) if form == "auto" else None
+    weights = form_weights(scores) if form == "auto" else {form: 1.0}
+    links = [fit_link(f, x, a, ch_acc if f != "exponential" else None, n_boot, seed, groups=groups)
+             for f in weights]
+    dlink = fit_link("sigmoid", -np.log10(table.compute[ok]), acc[ok], ch_acc, n_boot, seed,
+                     x_name="-log10(compute)") if direct else None
+    mf = MetricFit(name, kind, ch_acc, runs, x, c, a, links, list(weights.values()), dlink, scores, task_loss, where)
+    if direct:
+        mf.direct_weight, mf.direct_scores = direct_weight(table, ok, acc, ch_acc, mf.link.form, inner, points)
+    fitted_change = float(np.ptp(mf.accuracy(table.loss[ok])))
+    mf.predictability = predictability(fitted_change, noise if noise is not None else mf.link.sigma)
+    return mf, note

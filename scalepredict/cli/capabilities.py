@@ -87,6 +87,15 @@ def fit_passrate(table, model_col, problem_col, compute_col, params_col, tokens_
 @click.option("--tokens-per-step", type=float, help="Logs: tokens per optimizer step.")
 @click.option("--run-meta", type=click.Path(path_type=Path), help="Logs: params and tokens per run (CSV/JSONL).")
 @click.option("--name-pattern", help="Logs: a regex with named groups params, tokens... read from run names.")
+@click.option("--checkpoints", type=click.Path(path_type=Path),
+              help="Step 2 on every checkpoint (the OLMo ladder's way): a table with one row per run and step (run, "
+                   "step, the task loss and the metrics); bootstrapped by run (docs/capabilities.md).")
+@click.option("--step-col", default="step", show_default=True, help="--checkpoints: the column holding the step.")
+@click.option("--smooth", type=click.IntRange(1), default=5, show_default=True,
+              help="--checkpoints: a moving average over this many checkpoints.")
+@click.option("--skip", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
+              help="--checkpoints: leave out this share of each run's first steps.")
+@click.option("--no-direct", is_flag=True, help="Do not fit the direct form (accuracy against compute).")
 @click.option("--bootstrap", "n_bootstrap", type=click.IntRange(0), default=defaults.TASK_BOOTSTRAP,
               show_default=True, help="Bootstrap resamples of each step.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -95,7 +104,8 @@ def fit_passrate(table, model_col, problem_col, compute_col, params_col, tokens_
 @json_option
 def fit_tasks_cmd(inputs, task_loss, metrics, average, chances, form, law, max_compute, fmt, compute_col,
                   params_col, tokens_col, run_col, compute_convention, params, tokens_per_step, run_meta,
-                  name_pattern, n_bootstrap, seed, target, out, as_json):
+                  name_pattern, checkpoints, step_col, smooth, skip, no_direct, n_bootstrap, seed, target, out,
+                  as_json):
     """Predict task accuracy in two steps: a task loss from compute (or N, D), then accuracy from that loss.
 
     INPUTS: run tables with the task loss and the metrics as columns, or logs (W&B history, TensorBoard, MLflow...)
@@ -114,8 +124,16 @@ def fit_tasks_cmd(inputs, task_loss, metrics, average, chances, form, law, max_c
         compute_convention=compute_convention, average=average)
     groups = up_to_compute(groups, max_compute)
     chance = parse_chances(chances, [m for _, _, values in groups for m in values])
+    ck = None
+    if checkpoints:
+        from ..capability.checkpoints import read_checkpoints
+
+        cols = list(dict.fromkeys([g[0] for g in groups] + [m for _, _, values in groups for m in values]))
+        ck = read_checkpoints(checkpoints, [c for c in cols if not c.startswith(("mean_err(", "mean_acc("))],
+                              run_col or "run", step_col)
     tf = fit_task_groups(groups, law=law, forms=(form,), chance=chance, n_boot=n_bootstrap, seed=seed,
-                         explicit=explicit, left_out=missing)
+                         explicit=explicit, left_out=missing, checkpoints=ck, smooth=smooth, skip=skip,
+                         direct=not no_direct)
     targets = floats(target, "--target")
     preds = tf.predict(compute=targets) if targets else []
     if out:
@@ -132,6 +150,8 @@ def fit_tasks_cmd(inputs, task_loss, metrics, average, chances, form, law, max_c
 
 
 def _metric_summary(m) -> dict:
-    return {"name": m.name, "kind": m.kind, "chance_accuracy": m.chance, "runs": len(m.runs),
+    return {"name": m.name, "kind": m.kind, "chance_accuracy": m.chance, "runs": len(set(m.runs)),
+            "points": len(m.runs), "fitted_on": m.points, "predictability": m.predictability,
+            "direct_weight": m.direct_weight, "direct_scores": m.direct_scores,
             "forms": {l.form: {"weight": w, "params": l.to_dict()["params"], "residual_sigma": l.sigma}
                       for l, w in zip(m.links, m.weights)}, "holdout_scores": m.scores}

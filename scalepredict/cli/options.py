@@ -91,6 +91,10 @@ def law_options(f):
         click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed."),
         click.option("--all-points", is_flag=True,
                      help="compute/power laws: fit every run, not the compute-efficient frontier."),
+        click.option("--floor", type=float, default=None,
+                     help="An irreducible loss known from outside these runs (a larger related fit, a planning "
+                          "assumption): a single law's floor is fixed there; --law auto weighs each law with the "
+                          "floor fixed against the same law fitted freely, by its nested backtest."),
     ])(f)
 
 
@@ -111,8 +115,10 @@ def take_fit_options(kw: dict) -> dict:
     no_huber, delta = kw.pop("no_huber"), kw.pop("huber_delta")
     if not no_huber and not (math.isfinite(delta) and delta > 0):
         raise InputError(f"--huber-delta must be a positive number, got {delta} (use --no-huber for least squares)")
+    floor = kw.pop("floor", None)
+    check_positive(floor, "--floor")
     return dict(delta=None if no_huber else delta, n_bootstrap=kw.pop("n_bootstrap"), seed=kw.pop("seed"),
-                all_points=kw.pop("all_points"))
+                all_points=kw.pop("all_points"), floor=floor)
 
 
 def check_positive(x, option: str) -> None:

@@ -34,6 +34,7 @@ from ..errors import InputError
 from ..frontier import isoflop_groups
 from ..runs import RunTable
 from . import checks, intervals
+from .laws import get_law, with_floor
 from .result import Fit, Member
 from .single import fit_single
 
@@ -72,10 +73,12 @@ class Candidate:
     name: str
     law: str
     near: bool  # fitted on the runs near each set's minimum (near_frontier), else as the law fits (the frontier)
+    floor: float | None = None  # the irreducible loss fixed at this value (--floor), else fitted
 
     def fit(self, table: RunTable, **kw) -> Fit:
         sub = table.subset(near_frontier(table)) if self.near else table
-        return fit_single(sub, self.law, **kw)
+        law = get_law(self.law) if self.floor is None else with_floor(get_law(self.law), self.floor)
+        return fit_single(sub, law, **kw)
 
     def nested_starts(self, table: RunTable, full: Fit):
         """Starts for a nested fit: the full fit's optimum and every 10th start of the law's grid (the nested
@@ -86,11 +89,16 @@ class Candidate:
         return np.vstack([full.values[None, :], law.starts(X, sub.loss)[::10]])
 
 
-def candidates(table: RunTable) -> list[Candidate]:
+def candidates(table: RunTable, floor: float | None = None) -> list[Candidate]:
+    """The laws of the average; with a `floor` (--floor), each also with its irreducible loss fixed there, so the
+    nested backtest weighs the floor known from outside against the floor the runs give."""
     out = [Candidate("compute", "compute", False)]
     if table.has_params_tokens:
         out += [Candidate("chinchilla (near-frontier runs)", "chinchilla", True),
                 Candidate("chinchilla_tied (near-frontier runs)", "chinchilla_tied", True)]
+    if floor is not None:
+        out += [Candidate(f"{c.name.split(' (')[0]} (floor {floor:g}{', near-frontier runs' if c.near else ''})",
+                          c.law, c.near, floor) for c in out]
     return out
 
 
@@ -264,6 +272,7 @@ class LawAverage:
                 "formula": self.formula, "compute_convention": self.compute_convention, "warnings": self.warnings,
                 "inputs": self.input_files, "converged": self.converged, "n_points": self.n_points,
                 "candidates": [{"name": m.candidate.name, "law": m.candidate.law, "near_frontier": m.candidate.near,
+                                "floor": m.candidate.floor,
                                 "nested_score": m.score if m.score is None or math.isfinite(m.score) else None,
                                 "weight": m.weight, "fit": m.fit.to_dict()}
                                for m in self.average_of]}
@@ -282,7 +291,9 @@ class LawAverage:
             if weight < 0:
                 raise InputError(f"{where}: field 'weight' is negative")
             fit = Fit.from_dict(checks.mapping(c, "fit", where), f"{where}.fit")
-            members.append(Entry(Candidate(c["name"], c["law"], bool(c.get("near_frontier"))), fit, score, weight))
+            floor = checks.number(c, "floor", where, optional=True, default=None)
+            members.append(Entry(Candidate(c["name"], c["law"], bool(c.get("near_frontier")), floor), fit, score,
+                                 weight))
         return cls(members, checks.convention(obj, source), checks.strings(obj, "warnings", source),
                    checks.optional_list(obj, "inputs", source) or [])
 
@@ -310,7 +321,7 @@ def mixture_interval(mu, preds, w, level):
 
 
 def fit_average(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = defaults.BOOTSTRAP, seed: int = 0,
-                sources: list | None = None, **_) -> LawAverage | Fit:
+                sources: list | None = None, floor: float | None = None, **_) -> LawAverage | Fit:
     """Fit every candidate law, score each by a nested backtest, and average them (see the module's docstring).
     A candidate that cannot be fitted, that interpolates its points (no degrees of freedom left to score or bound
     it) or that cannot be fitted on the inner runs of the nested backtest is left out, and said; where one law
@@ -318,7 +329,7 @@ def fit_average(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = 
     where none can be fitted."""
     kw = dict(delta=delta, n_bootstrap=n_bootstrap, seed=seed, sources=sources)
     notes, fitted, errors = [], [], []
-    for cand in candidates(table):
+    for cand in candidates(table, floor):
         try:
             fitted.append((cand, cand.fit(table, **kw)))
         except InputError as e:

@@ -9,7 +9,8 @@ broadcast against theta[..., :1] (shape (n,) for one fit, (B, n) for a batch of 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -261,6 +262,28 @@ TIED = Law(
 
 
 LAWS = {law.name: law for law in (COMPUTE, POWER, CHINCHILLA, TIED)}
+
+
+FLOOR_NAMES = ("c", "E")  # the irreducible loss of the compute and chinchilla laws
+
+
+def with_floor(law: Law, value: float) -> Law:
+    """`law` with its irreducible loss fixed at `value` (a floor known from outside the table: a larger related
+    fit, a loss-to-loss transfer, a planning assumption; `--floor`). The parameter stays in the law, its bounds
+    pinned to the value, so the fit file, the bootstrap and the intervals treat it as a fixed parameter."""
+    j = next((i for i, p in enumerate(law.params) if p.name in FLOOR_NAMES), None)
+    if j is None:
+        raise InputError(f"--floor: the {law.name} law has no irreducible loss to fix")
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise InputError(f"--floor must be a positive number, got {value}")
+    p = law.params[j]
+    pinned = replace(p, min=float(value), max=float(value), doc=f"irreducible loss, fixed at {value:g} (--floor)")
+    return replace(law, params=law.params[:j] + (pinned,) + law.params[j + 1 :])
+
+
+def pinned(law: Law) -> list[str]:
+    """The names of the law's parameters fixed by their bounds (with_floor)."""
+    return [p.name for p in law.params if p.min == p.max]
 
 
 def get_law(name: str) -> Law:

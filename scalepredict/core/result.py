@@ -30,7 +30,7 @@ from ..errors import InputError
 from . import checks, intervals
 from .checks import FIT_FORMAT, check_format, law_of
 from .intervals import range_warning
-from .laws import Law
+from .laws import Law, with_floor
 
 
 
@@ -314,6 +314,7 @@ class Fit:
                           "value": float(self.cost), "space": "log", "n_starts": self.n_starts},
             "noise_sigma": _finite(self.noise_sigma), "seed_noise": self.seed_noise,
             "model_error_per_decade": self.model_error_per_decade, "at_bound": self.at_bound,
+            "floor_fixed": next((float(v) for pp, v in zip(self.law.params, self.values) if pp.min == pp.max), None),
             "points": [{"run": nm, "compute": float(c), "params": _finite(n), "tokens": _finite(t), "loss": float(l),
                         "residual": float(r)}
                        for nm, c, n, t, l, r in zip(d.names, d.compute, d.n_params, d.tokens, d.loss, self.residuals)],
@@ -327,6 +328,8 @@ class Fit:
         """A fit file's content read back, every field checked (checks.py): a hand-edited or damaged file is one
         InputError naming the file and the field."""
         law = law_of(obj, source)
+        floor = checks.number(obj, "floor_fixed", source, optional=True, default=None)
+        law = law if floor is None else with_floor(law, floor)
         names, where = law.names, f"{source}"
         check_format(obj, source)
         params = checks.mapping(obj, "params", where)

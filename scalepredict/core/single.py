@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..frontier import frontier, seed_noise, unbracketed_warning
 from ..runs import RunTable
 from . import intervals
-from .laws import Law, get_law
+from .laws import Law, get_law, pinned
 from .result import Fit, FitData
 from .solver import huber_cost, polish, solve_batch
 from .uncertainty import bootstrap, covariance, floor_profile, floor_warnings
@@ -87,9 +87,12 @@ def fit_single(
     at_bound = _snap_to_bounds(law, best_u)
     values = law.to_natural(best_u)
     residuals = np.reshape(law.log_predict(values, X) - logL, -1)
-    if at_bound:
-        warnings.append(f"parameter(s) {', '.join(at_bound)} at a bound: the law's form is not supported by "
-                        f"these data there; intervals treat them as fixed")
+    fixed = pinned(law)
+    if [b for b in at_bound if b not in fixed]:
+        warnings.append(f"parameter(s) {', '.join(b for b in at_bound if b not in fixed)} at a bound: the law's "
+                        f"form is not supported by these data there; intervals treat them as fixed")
+    warnings += [f"the floor {name} is fixed at {values[law.names.index(name)]:.4g} (--floor), not fitted"
+                 for name in fixed]
     dof = n - p + len(at_bound)
     rss = float(np.sum(residuals**2))
     noise_sigma = math.sqrt(rss / dof) if dof >= 1 else None

@@ -42,7 +42,7 @@ def solve_batch(law: Law, X: dict, logL: np.ndarray, u0: np.ndarray, delta, max_
     u = np.clip(np.array(u0, dtype=float), lo, hi)
     B, p = u.shape
     per_row = logL.ndim == 2
-    free = np.ones(p, bool) if fixed is None else ~np.asarray(fixed, bool)
+    free = (np.ones(p, bool) if fixed is None else ~np.asarray(fixed, bool)) & (lo < hi)  # pinned: fixed
 
     def resid(uu, idx):
         XX = _take(X, idx) if per_row else X
@@ -116,8 +116,9 @@ def polish(law: Law, X, logL, u_start, delta, fixed=None):
     for i, p in enumerate(law.params):
         key = f"log_{p.name}" if p.log else p.name
         keys.append(key)
-        vary = fixed is None or not fixed[i]
-        P.add(key, value=float(np.clip(u_start[i], lo[i], hi[i])), min=lo[i], max=hi[i], vary=vary)
+        vary = (fixed is None or not fixed[i]) and lo[i] < hi[i]
+        bounds = dict(min=lo[i], max=hi[i]) if lo[i] < hi[i] else {}  # a pinned parameter: fixed, unbounded
+        P.add(key, value=float(np.clip(u_start[i], lo[i], hi[i])), vary=vary, **bounds)
 
     def residual(P):
         u = np.array([P[k].value for k in keys])

@@ -9,11 +9,10 @@ import numpy as np
 
 from .. import defaults
 from . import intervals
-from .laws import Law
+from .laws import FLOOR_NAMES, Law
 from .solver import solve_batch
 
 
-FLOOR_NAMES = ("c", "E")  # the irreducible loss of the compute and chinchilla laws
 PROFILE_LEVEL = defaults.LEVEL  # the floor range the intervals span
 ADMIT_LEVEL = 0.99  # bootstrap refits whose floor this profile range rejects are left out of the intervals
 
@@ -26,7 +25,7 @@ def floor_profile(law: Law, X, logL, u_best, residuals, delta, level: float = PR
     floor or too few points."""
     j = next((i for i, p in enumerate(law.params) if p.name in FLOOR_NAMES), None)
     n = len(logL)
-    if j is None or n <= len(law.params):
+    if j is None or n <= len(law.params) or law.params[j].min == law.params[j].max:  # none, too few points, fixed
         return None
     top = 0.999 * float(np.exp(np.min(logL)))
     lo_nat = max(law.params[j].min, 0.0)
