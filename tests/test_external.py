@@ -43,7 +43,7 @@ bracket = 0
 min_steps = 20
 targets = [1e11]
 [train]
-batch_size = 8
+batch_size = 32
 lr = 1e-2
 lr_ref_params = 1e4
 command = {json.dumps(command)}

@@ -60,9 +60,11 @@ def profile_term(log_predictions: np.ndarray | None, center: np.ndarray, level: 
     its whole admitted range is part of the parameter uncertainty."""
     if log_predictions is None or len(log_predictions) == 0:
         return None
+    lp = np.where(np.isfinite(log_predictions), log_predictions, np.nan)
+    if np.isnan(lp).all(axis=0).any():  # a target no admitted law predicts a finite loss at
+        return None
     z = z_of(level)
-    return (np.maximum(center - np.nanmin(log_predictions, axis=0), 0) / z,
-            np.maximum(np.nanmax(log_predictions, axis=0) - center, 0) / z)
+    return (np.maximum(center - np.nanmin(lp, axis=0), 0) / z, np.maximum(np.nanmax(lp, axis=0) - center, 0) / z)
 
 
 def delta_term(gradient: np.ndarray, covariance: np.ndarray | None, level: float, dof: int):

@@ -106,7 +106,7 @@ def fit_single(
         if samples is None or len(samples) < 20:
             warnings.append("bootstrap failed: too few distinct points for resamples to be fitted")
             samples = None
-    profile = floor_profile(law, X, logL, best_u, residuals, delta) if dof >= 1 else None
+    profile = floor_profile(law, X, logL, best_u, residuals, delta)
     warnings += _floor_warnings(law, values, samples, at_bound, profile)
     if not converged:
         warnings.append("the optimizer did not report convergence: treat the parameters with care")

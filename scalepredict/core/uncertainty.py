@@ -20,12 +20,13 @@ ADMIT_LEVEL = 0.99  # bootstrap refits whose floor this profile range rejects ar
 def floor_profile(law: Law, X, logL, u_best, residuals, delta, level: float = PROFILE_LEVEL, n_grid: int = 32):
     """The profile likelihood of the floor (c or E): on a grid from its lower bound to 99.9% of the lowest observed
     loss, the other parameters refitted with the floor held fixed; the grid values whose Gaussian profile
-    likelihood ratio n log(RSS / RSS_best) is within the chi-square(1) quantile at `level` are admitted. Returns
-    {"param", "range", "level", "thetas"} (thetas: the admitted laws, natural units), or None where the law has no
-    floor or too few points."""
+    likelihood ratio n log(RSS / RSS_best) is within the chi-square(1) quantile at `level` are admitted. Where the
+    free fit has no residual to compare with (as many points as parameters), no floor on the grid can be rejected:
+    every one the other parameters can be fitted at is admitted. Returns {"param", "range", "level", "thetas"}
+    (thetas: the admitted laws, natural units), or None where the law has no floor or too few points."""
     j = next((i for i, p in enumerate(law.params) if p.name in FLOOR_NAMES), None)
     n = len(logL)
-    if j is None or n <= len(law.params) or law.params[j].min == law.params[j].max:  # none, too few points, fixed
+    if j is None or n < len(law.params) or law.params[j].min == law.params[j].max:  # none, too few points, fixed
         return None
     top = 0.999 * float(np.exp(np.min(logL)))
     lo_nat = max(law.params[j].min, 0.0)
@@ -42,12 +43,14 @@ def floor_profile(law: Law, X, logL, u_best, residuals, delta, level: float = PR
     rss = np.sum(r**2, axis=-1)
     rss_best = max(float(np.sum(residuals**2)), 1e-300)
     chi2_1 = intervals.z_of(level) ** 2  # the chi-square(1) quantile at `level`
-    ok = np.isfinite(rss) & (n * np.log(np.maximum(rss, 1e-300) / rss_best) <= chi2_1)
+    ratio = n * np.log(np.maximum(rss, 1e-300) / rss_best)
+    saturated = n <= len(law.params)  # the free fit interpolates: nothing to reject a floor with
+    ok = np.isfinite(rss) & ((ratio <= chi2_1) | saturated)
     if not ok.any():
         return None
     thetas = law.to_natural(u[ok])
     # a wider range, at ADMIT_LEVEL: the bootstrap refits whose floor lies outside it are left out of the intervals
-    wide = np.isfinite(rss) & (n * np.log(np.maximum(rss, 1e-300) / rss_best) <= intervals.z_of(ADMIT_LEVEL) ** 2)
+    wide = np.isfinite(rss) & ((ratio <= intervals.z_of(ADMIT_LEVEL) ** 2) | saturated)
     return {"param": law.params[j].name, "range": [float(grid[ok].min()), float(grid[ok].max())], "level": level,
             "thetas": thetas.tolist(), "admit_range": [float(grid[wide].min()), float(grid[wide].max())],
             "admit_level": ADMIT_LEVEL}
