@@ -82,7 +82,7 @@ def test_a_sweep_of_your_own_trainer_fits_as_its_logs_do(in_turn, tmp_path):
         assert rec["compute"] == pytest.approx(6 * rec["params"] * rec["tokens"])  # 6ND of the reported params
     # the same runs read from their logs by `scalepredict fit`: the same law, to the optimizer's tolerance
     logs = sorted((out / "runs").glob("*/train.log"))
-    tps = 8 * 32
+    tps = 32 * 32  # batch_size x seq_len
     a = CliRunner().invoke(cli, ["fit", str(out / "runs.jsonl"), "--law", "chinchilla_tied",
                                  "--bootstrap", "0", "-o", str(tmp_path / "a.json")])
     b = CliRunner().invoke(cli, ["fit", *map(str, logs), "--law", "chinchilla_tied", "--bootstrap", "0",

@@ -269,6 +269,7 @@ def test_wandb_run_folders_written_offline_by_wandb(tmp_path, monkeypatch):
             run.log({"train/loss": loss + 0.05, "val/loss": loss}, step=step)
         finals[name] = loss
         run.finish(exit_code=1 if fail else 0)
+    wandb.teardown()  # the service writes the logs in the background: wait until every record is on disk
     folder = tmp_path / "wandb"
     kind, curves = read_curves(folder)
     assert kind == "wandb_run"
