@@ -323,10 +323,10 @@ def mixture_interval(mu, preds, w, level):
 def fit_average(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = defaults.BOOTSTRAP, seed: int = 0,
                 sources: list | None = None, floor: float | None = None, **_) -> LawAverage | Fit:
     """Fit every candidate law, score each by a nested backtest, and average them (see the module's docstring).
-    A candidate that cannot be fitted, that interpolates its points (no degrees of freedom left to score or bound
-    it) or that cannot be fitted on the inner runs of the nested backtest is left out, and said; where one law
-    remains (compute alone, say: no params and tokens), that law's fit. An InputError naming each law's reason
-    where none can be fitted."""
+    A candidate that cannot be fitted, that interpolates its points with no floor profile to bound it, or that
+    cannot be fitted on the inner runs of the nested backtest is left out, and said; where one law remains
+    (compute alone, say: no params and tokens), that law's fit. An InputError naming each law's reason where none
+    can be fitted."""
     kw = dict(delta=delta, n_bootstrap=n_bootstrap, seed=seed, sources=sources)
     notes, fitted, errors = [], [], []
     for cand in candidates(table, floor):
@@ -337,9 +337,10 @@ def fit_average(table: RunTable, delta=defaults.HUBER_DELTA, n_bootstrap: int = 
             notes.append(f"auto: {cand.name} left out ({errors[-1].split(': ', 1)[-1]})")
     if not fitted:
         raise InputError(f"{', '.join(table.sources)}: no law can be fitted to these runs ({'; '.join(errors)})")
-    free = [(c, f) for c, f in fitted if f.dof >= 1] or fitted[:1]
-    notes += [f"auto: {c.name} left out (it interpolates its {f.n_points} points: no degrees of freedom left to "
-              f"score it or to bound its predictions)" for c, f in fitted if (c, f) not in free]
+    # a law that interpolates its points stays where its floor's profile bounds it (every floor the points admit)
+    free = [(c, f) for c, f in fitted if f.dof >= 1 or (f.profile or {}).get("thetas")] or fitted[:1]
+    notes += [f"auto: {c.name} left out (it interpolates its {f.n_points} points and no profile of its floor bounds "
+              f"its predictions)" for c, f in fitted if (c, f) not in free]
     entries = [Entry(c, f, nested_score(table, c, delta, f), 0.0) for c, f in free] if len(free) > 1 else \
         [Entry(c, f, None, 1.0) for c, f in free]
     scored = [e for e in entries if e.score is None or math.isfinite(e.score)]

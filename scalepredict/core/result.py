@@ -32,6 +32,7 @@ from .checks import FIT_FORMAT, check_format, law_of
 from .intervals import range_warning
 from .laws import Law, with_floor
 
+NO_SIGMAS = {"bootstrap": None, "delta": None, "noise": None, "model": None}
 
 
 class Member(NamedTuple):
@@ -213,7 +214,8 @@ class Fit:
             if self.dof < 1:
                 warning = (f"the fit has no degrees of freedom left ({self.n_points} points for "
                            f"{len(self.values) - len(self.at_bound)} free parameters): it interpolates its points, "
-                           f"and no interval can be computed")
+                           + ("and its interval only spans the floors those points admit" if rec["lower"] is not None
+                              else "and no interval can be computed"))
             if warning:
                 rec["warning"] = warning
             if not np.isfinite(rec["loss"]):
@@ -234,10 +236,9 @@ class Fit:
 
     def sigmas(self, X, compute, level, center):
         """Log-space standard deviations (lower side, upper side) of a new run's loss, and their parts."""
-        none = {"bootstrap": None, "delta": None, "noise": None, "model": None}
+        none, m = dict(NO_SIGMAS), len(np.atleast_1d(compute))
         if self.dof < 1:
-            return None, None, none
-        m = len(np.atleast_1d(compute))
+            return self._interpolating_sigmas(X, compute, level, center, m)
         with np.errstate(all="ignore"):
             boot_lp = None if self.bootstrap is None else self.law.log_predict(self._admitted(self.bootstrap), X)
         boot = intervals.bootstrap_term(boot_lp, center, level)
@@ -261,6 +262,21 @@ class Fit:
             return None, None, none
         return lo, hi, {"bootstrap": None if boot is None else (boot[0] + boot[1]) / 2, "delta": delta,
                         "noise": noise, "model": model}
+
+    def _interpolating_sigmas(self, X, compute, level, center, m):
+        """A fit that interpolates its points has no residual, bootstrap or covariance to bound it with; what is left
+        is the floor's profile, which then admits every floor the other parameters can follow (each law through the
+        same points): the interval spans those laws' predictions, with the law error per decade beyond."""
+        if not (self.profile and self.profile.get("thetas")):
+            return None, None, dict(NO_SIGMAS)
+        with np.errstate(all="ignore"):
+            lp = self.law.log_predict(np.asarray(self.profile["thetas"]), X)
+        prof = intervals.profile_term(lp, center, level)
+        model = intervals.model_term(compute, self.max_compute, self.model_error_per_decade)
+        lo, hi = intervals.combine(prof, np.zeros(m), model) if prof is not None else (None, None)
+        if lo is None or not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            return None, None, dict(NO_SIGMAS)
+        return lo, hi, {**NO_SIGMAS, "model": model}
 
     def _admitted(self, boot: np.ndarray) -> np.ndarray:
         """The bootstrap refits whose floor the profile likelihood admits at uncertainty.ADMIT_LEVEL (99%; all of
