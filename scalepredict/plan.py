@@ -32,16 +32,26 @@ def shape_for(target_params: float, vocab_size: int, m: ModelConfig) -> Shape:
         return min((_shape(layers, d, vocab_size, m) for d in range(w * math.ceil(m.head_dim / w), 8193, w)),
                    key=lambda s: abs(math.log(s.params / target_params)))
     best, best_score = None, math.inf
+    w = m.width_multiple
     for n_layer in range(max(1, m.min_layers), 65):
-        for k in range(1, 8192 // m.width_multiple + 1):
-            d = m.width_multiple * k
+        k_lo = max(1, math.ceil(m.aspect / 2 * n_layer / w - 1e-9))
+        k_hi = min(8192 // w, int(m.aspect * 2 * n_layer / w + 1e-9))
+        for k in range(k_lo, k_hi + 1):
+            d = w * k
             ratio = d / n_layer
             if not (m.aspect / 2 <= ratio <= m.aspect * 2):
                 continue
             s = _shape(n_layer, d, vocab_size, m)
-            score = abs(math.log(s.params / target_params)) + 0.05 * abs(math.log(ratio / m.aspect))
+            size_miss = math.log(s.params / target_params)
+            score = abs(size_miss) + 0.05 * abs(math.log(ratio / m.aspect))
             if score < best_score:
                 best, best_score = s, score
+            elif size_miss > best_score:  # params grow with d: every wider shape of this depth scores worse
+                break
+        else:
+            continue
+        if k == k_lo and best is not None and size_miss > best_score:
+            break  # the narrowest shape of this depth is already too large, and deeper ones are larger still
     return best
 
 
