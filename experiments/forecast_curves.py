@@ -34,6 +34,10 @@ PREFIXES = (0.25, 0.5)
 LAWS = ("auto", "annealing", "multipower", "power")
 
 
+
+def band(r) -> str:
+    return "(no interval)" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
+
 def real_curves() -> list[dict]:
     out = []
     p = DATA / "llmc" / "llmc_gpt2_124M_10B_main.log"
@@ -95,7 +99,7 @@ def forecast(curve: dict, prefix: float, law: str) -> dict:
     actual = float(curve["loss"][-1])
     return {"curve": curve["name"], "prefix": prefix, "law": law, "points": p["points"], "predicted": p["loss"],
             "lower": p["lower"], "upper": p["upper"], "actual": actual, "rel_error": p["loss"] / actual - 1,
-            "covered": p["lower"] <= actual <= p["upper"]}
+            "covered": p["lower"] is not None and p["lower"] <= actual <= p["upper"]}
 
 
 def across_schedules(curves: list[dict]) -> list[dict]:
@@ -123,7 +127,7 @@ def main():
     rows = [forecast(c, f, law) for c in curves for f in PREFIXES for law in LAWS]
     for r in rows:
         print(f"{r['curve'][:44]:<44} {r['prefix']:>4.0%} {r['law']:<10} {r['predicted']:.4f} "
-              f"[{r['lower']:.4f}, {r['upper']:.4f}] actual {r['actual']:.4f} {r['rel_error']:+.2%} "
+              f"{band(r)} actual {r['actual']:.4f} {r['rel_error']:+.2%} "
               f"{'ok' if r['covered'] else 'MISS'}")
     summary = {}
     for law in LAWS:
@@ -136,7 +140,7 @@ def main():
     cross = [] if a.no_cpu else across_schedules(curves)
     for r in cross:
         print(f"across schedules, {r['model']} {r['law']}: WSD end predicted {r['predicted']:.4f} "
-              f"[{r['lower']:.4f}, {r['upper']:.4f}] vs {r['actual']:.4f}: {r['rel_error']:+.2%}")
+              f"{band(r)} vs {r['actual']:.4f}: {r['rel_error']:+.2%}")
     if a.json:
         a.json.write_text(json.dumps({"forecasts": rows, "summary": summary, "across_schedules": cross},
                                      indent=2, default=float) + "\n")

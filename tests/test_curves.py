@@ -161,3 +161,24 @@ def test_follow_forecasts_until_the_run_reaches_its_last_step(tmp_path):
     r = CliRunner().invoke(cli, ["forecast", str(log), "--schedule", "cosine:total=2000,warmup=50,final=0.1",
                                  "--follow", "--interval", "0.1"])
     assert r.exit_code == 0 and r.output.count("done") == 1  # the run is at its end: one forecast, then done
+
+
+def test_a_bootstrap_that_overflows_gives_no_interval_instead_of_a_crash(monkeypatch):
+    """A run stopped a few points into its curve (as `status` sees it after a scancel): bootstrap refits far from
+    the fit can spread the interval past float range, to [0, inf], which crashed the law average's mixture with a
+    math domain error. Such a forecast keeps its loss and says it has no interval; the average of laws does the
+    same."""
+    from scalepredict.core import curves
+    from scalepredict.core.ensemble import mixture_interval
+
+    lr = schedules.build("cosine", 4000, warmup=100, final=0.1)
+    steps = np.arange(200, 4001, 100)
+    seg = Segment(lr, steps[:15], annealing_loss(lr, steps[:15]), "run")
+    fits = [fit_curve([seg], name, n_boot=20) for name in ("annealing", "power")]
+    monkeypatch.setattr(curves.intervals, "bootstrap_term", lambda lp, center, level: (center * 0 + 800.0,) * 2)
+    (p,) = fits[0].predict(lr, [4000])
+    assert p["lower"] is None and p["upper"] is None and math.isfinite(p["loss"])
+    (q,) = curves.CurveAverage(fits, [0.5, 0.5], [None, None]).predict(lr, [4000])
+    assert q["lower"] is None and math.isfinite(q["loss"])
+    assert mixture_interval(np.log([2.0, 2.1]), [{"lower": 0.0, "upper": 3.0}, {"lower": 1.9, "upper": 2.3}],
+                            np.array([0.5, 0.5]), 0.9) == (None, None)

@@ -42,6 +42,12 @@ SMALL = "[2e9, 4e9, 8e9, 1.6e10]"  # four runs of about a second each
 LONG = "[2e9, 4e9, 6e10]"  # the last run trains ~5 s: long enough to stop it mid-way
 
 
+def _status_json(out):
+    r = CliRunner().invoke(cli, ["status", str(out), "--json"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    return json.loads(r.output)
+
+
 def _cluster_reason() -> str | None:
     if not shutil.which("sinfo") or not shutil.which("sbatch"):
         return "no SLURM client commands (tests/slurm/start.sh installs and starts a one-node cluster)"
@@ -120,7 +126,7 @@ def test_slurm_sweep_trains_every_run_exactly_once_and_fits_like_a_local_sweep(s
     fit_s, fit_l = (json.loads((d / "fit.json").read_text()) for d in (out, local))
     assert fit_s["params"] == fit_l["params"]
     # status: every run finished with its job, the whole plan's compute spent
-    st = json.loads(CliRunner().invoke(cli, ["status", str(out), "--json"]).output)
+    st = _status_json(out)
     assert st["counts"]["finished"] == 4 and st["slurm_jobs"] == 4
     assert all(row["job_state"] == "COMPLETED" for row in st["runs"])
     assert st["compute_spent"] == pytest.approx(st["compute_planned"])
@@ -190,7 +196,7 @@ def test_cancelled_and_requeued_jobs_resume_from_their_checkpoints(cluster, tmp_
     assert f"{spec.id} (job {job}: cancelled" in err and f"{job}_0_log.err" in err
     stopped_at = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])["step"]
     assert 0 < stopped_at < spec.steps and (run_dir / "state.pt").exists()
-    st = json.loads(CliRunner().invoke(cli, ["status", str(out), "--json"]).output)
+    st = _status_json(out)
     row = next(x for x in st["runs"] if x["run"] == spec.id)
     assert row["state"] == "stopped" and row["steps_done"] == stopped_at and row["job_state"] == "CANCELLED"
 
@@ -284,7 +290,7 @@ def test_a_failed_job_is_named_with_its_log_and_the_rest_are_kept(slurm_sweep, t
     assert f"first {victim} (job " in line and "FileExistsError" in line and "_0_log.err" in line
     assert sorted(x["run"] for x in _lines(out / "runs.jsonl")) == sorted(
         s.id for s in plan(load_config(str(cfg))) if s.id != victim)  # the others are kept
-    st = json.loads(CliRunner().invoke(cli, ["status", str(out), "--json"]).output)
+    st = _status_json(out)
     assert [x["run"] for x in st["runs"] if x["state"] == "failed"] == [victim]
     (out / "runs" / victim).unlink()
     r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg), "--out", str(out), "--device", "cpu"])

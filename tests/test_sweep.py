@@ -28,6 +28,12 @@ from .conftest import TINY  # noqa: E402
 FOUR_BUDGETS = TINY.replace("budgets = [2e9, 4e9, 8e9, 1.6e10, 3.2e10]", "budgets = [2e9, 4e9, 8e9, 1.6e10]")
 
 
+def _status_json(out):
+    r = CliRunner().invoke(cli, ["status", str(out), "--json"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    return json.loads(r.output)
+
+
 def test_flops_match_a_hand_count():
     s = Shape(n_layer=2, d_model=64, n_head=4, vocab_size=256, seq_len=128)
     # per layer: qkv 3*64*64 + proj 64*64 + mlp 2*4*64*64 = 12*4096 = 49152; two layers 98304
@@ -250,7 +256,7 @@ def test_parallel_sweep_stopped_by_sigterm_or_killed_leaves_no_worker_and_resume
     assert rc == 143 and "interrupted (SIGTERM)" in err and "rerun the same command" in err and "Traceback" not in err
     assert list(out.glob("runs/*/state.pt")), "the runs in progress saved no checkpoint"
     # status: the runs with a checkpoint are stopped at the step they logged, the rest planned or finished
-    st = json.loads(CliRunner().invoke(cli, ["status", str(out), "--json"]).output)
+    st = _status_json(out)
     by_state = {s: [r for r in st["runs"] if r["state"] == s] for s in st["counts"]}
     stopped = {r["run"] for r in by_state["stopped"]}
     assert stopped == {p.parent.name for p in out.glob("runs/*/state.pt")}

@@ -68,11 +68,13 @@ def _show(results, as_json, level) -> None:
     warn([w for r in results for w in r["_fit"].warnings])
     click.echo(f"{'run':<28} {'metric':<12} {'at step':>8} {'loss':>8}  {int(round(level * 100))}% interval"
                f"{'':6} law        from")
+    def interval(p):
+        return "(no interval)" if p["lower"] is None else f"[{p['lower']:.4f}, {p['upper']:.4f}]"
+
     for r in results:
-        band = f"[{r['lower']:.4f}, {r['upper']:.4f}]"
+        band = interval(r)
         click.echo(f"{r['run'][:28]:<28} {r['metric'][:12]:<12} {r['step']:>8} {r['loss']:>8.4f}  {band:<21} "
                    f"{r['law']:<10} {r['points']} points to step {r['last_step']} ({r['schedule']})")
         if "what_if" in r:
             w = r["what_if"]
-            click.echo(f"{'':<28} {'what if':<12} {w['step']:>8} {w['loss']:>8.4f}  [{w['lower']:.4f}, "
-                       f"{w['upper']:.4f}]  {w['schedule']}")
+            click.echo(f"{'':<28} {'what if':<12} {w['step']:>8} {w['loss']:>8.4f}  {interval(w)}  {w['schedule']}")

@@ -100,8 +100,11 @@ class CurveFit:
             loss = float(np.exp(center[i]))
             if not math.isfinite(loss):
                 raise InputError(f"the {self.law_name} law gives no finite loss at step {st}")
-            out.append({"step": int(st), "loss": loss, "lower": float(np.exp(center[i] - z * lo[i])),
-                        "upper": float(np.exp(center[i] + z * hi[i])), "level": level,
+            with np.errstate(all="ignore"):
+                lower, upper = float(np.exp(center[i] - z * lo[i])), float(np.exp(center[i] + z * hi[i]))
+            if not (0 < lower <= loss <= upper < math.inf):  # a bootstrap that overflows: no interval, not [0, inf]
+                lower = upper = None
+            out.append({"step": int(st), "loss": loss, "lower": lower, "upper": upper, "level": level,
                         "beyond_last_logged": float(st / max(last, 1))})
         return out
 

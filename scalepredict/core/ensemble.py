@@ -301,7 +301,8 @@ class LawAverage:
 def mixture_interval(mu, preds, w, level):
     """Quantiles of the mixture of the members' predictive distributions (each a two-piece normal in log loss with
     its own lower and upper scale), or (None, None) where a member has no interval."""
-    if any(p["lower"] is None or p["upper"] is None for p in preds):
+    if not all(p["lower"] is not None and p["upper"] is not None and 0 < p["lower"] and p["upper"] < math.inf
+               for p in preds):
         return None, None
     scales = [intervals.split_normal_scales(m, p["lower"], p["upper"], level) for m, p in zip(mu, preds)]
     s_lo = np.maximum([s[0] for s in scales], 1e-9)

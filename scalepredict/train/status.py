@@ -142,7 +142,8 @@ def status_lines(st: dict) -> list[str]:
             line += f"  [{r['note']}]"
         if r.get("forecast"):
             f = r["forecast"]
-            line += f"  forecast {f['loss']:.4f} [{f['lower']:.4f}, {f['upper']:.4f}] at step {f['step']:,}"
+            band = "no interval" if f["lower"] is None else f"[{f['lower']:.4f}, {f['upper']:.4f}]"
+            line += f"  forecast {f['loss']:.4f} {band} at step {f['step']:,}"
         lines.append(line)
     c = st["counts"]
     lines.append("")
