@@ -37,7 +37,8 @@ class Checkpoints:
         return self.runs.get(run, {}).get(column)
 
 
-def _number(value, where: str, column: str) -> float:
+def cell_number(value, where: str, column: str) -> float:
+    """A table cell as a number: NaN where empty, one line naming the cell where it is not a finite number."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return math.nan
     try:
@@ -69,12 +70,12 @@ def read_checkpoints(path, columns, run_col: str = "run", step_col: str = "step"
         run = r.get(run_col)
         if run is None or not str(run).strip():
             raise InputError(f"{where}: column {run_col} is empty")
-        step = _number(r.get(step_col), where, step_col)
+        step = cell_number(r.get(step_col), where, step_col)
         if not (math.isfinite(step) and step >= 0 and step == int(step)):
             raise InputError(f"{where}, column {step_col}: {r.get(step_col)!r} is not a whole number >= 0")
         per = acc.setdefault(str(run), {})
         for c in columns:
-            v = _number(r.get(c), where, c)
+            v = cell_number(r.get(c), where, c)
             if math.isfinite(v):
                 steps = per.setdefault(c, {})
                 if int(step) in steps and steps[int(step)] != v:

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import InputError
 from ..ingest import compile_name_pattern, load_run_meta, load_table, read_logs, records_from_logs
 from ..runs import read_rows
+from .checkpoints import cell_number
 from .tasks import metric_kind
 
 
@@ -34,12 +35,7 @@ def expand_metrics(patterns, available) -> tuple[list[str], set]:
 
 
 def _rate(v, where, name) -> float:
-    if v is None or (isinstance(v, str) and not v.strip()):
-        return math.nan
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}, column {name}: {v!r} is not a number") from None
+    x = cell_number(v, where, name)
     if math.isnan(x):
         return math.nan
     if not 0.0 <= x <= 1.0:
