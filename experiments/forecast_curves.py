@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalepredict.textfmt import band
 from scalepredict.core import schedules
 from scalepredict.core.curves import Segment, fit_curve
 from scalepredict.forecast import RunCurve, forecast_run
@@ -33,10 +34,6 @@ DATA = ROOT.parent / "shared" / "data" / "logs"
 PREFIXES = (0.25, 0.5)
 LAWS = ("auto", "annealing", "multipower", "power")
 
-
-
-def band(r) -> str:
-    return "(no interval)" if r["lower"] is None else f"[{r['lower']:.4f}, {r['upper']:.4f}]"
 
 def real_curves() -> list[dict]:
     out = []

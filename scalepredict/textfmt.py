@@ -25,3 +25,9 @@ def duration(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def band(p: dict) -> str:
+    """A prediction's interval as forecasts print it, '[lower, upper]' to 4 decimals, or '(no interval)' where it
+    has none."""
+    return "(no interval)" if p.get("lower") is None else f"[{p['lower']:.4f}, {p['upper']:.4f}]"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..textfmt import band as textband
 from .group import cli
 from .options import FORMATS, emit_json, json_option, level_option, warn
 
@@ -68,13 +69,10 @@ def _show(results, as_json, level) -> None:
     warn([w for r in results for w in r["_fit"].warnings])
     click.echo(f"{'run':<28} {'metric':<12} {'at step':>8} {'loss':>8}  {int(round(level * 100))}% interval"
                f"{'':6} law        from")
-    def interval(p):
-        return "(no interval)" if p["lower"] is None else f"[{p['lower']:.4f}, {p['upper']:.4f}]"
-
     for r in results:
-        band = interval(r)
+        band = textband(r)
         click.echo(f"{r['run'][:28]:<28} {r['metric'][:12]:<12} {r['step']:>8} {r['loss']:>8.4f}  {band:<21} "
                    f"{r['law']:<10} {r['points']} points to step {r['last_step']} ({r['schedule']})")
         if "what_if" in r:
             w = r["what_if"]
-            click.echo(f"{'':<28} {'what if':<12} {w['step']:>8} {w['loss']:>8.4f}  {interval(w)}  {w['schedule']}")
+            click.echo(f"{'':<28} {'what if':<12} {w['step']:>8} {w['loss']:>8.4f}  {textband(w)}  {w['schedule']}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import SweepFolder, lock_holder, read_json_object
-from ..textfmt import num
+from ..textfmt import band, num
 from .progress import steps_logged
 from .resume import read_finished, read_record
 from .slurm import QUEUED, SchedulerError, job_states, read_registry
@@ -142,8 +142,7 @@ def status_lines(st: dict) -> list[str]:
             line += f"  [{r['note']}]"
         if r.get("forecast"):
             f = r["forecast"]
-            band = "no interval" if f["lower"] is None else f"[{f['lower']:.4f}, {f['upper']:.4f}]"
-            line += f"  forecast {f['loss']:.4f} {band} at step {f['step']:,}"
+            line += f"  forecast {f['loss']:.4f} {band(f)} at step {f['step']:,}"
         lines.append(line)
     c = st["counts"]
     lines.append("")
