@@ -47,12 +47,19 @@ def run_curves(paths, metric: str | None, fmt: str = "auto") -> list[RunCurve]:
     for path, kind, curves in read_logs(paths, fmt):
         if kind == "runs":
             raise InputError(f"{path}: a run table holds final losses, not curves: give the runs' logs")
-        for c in pick_metric(curves, kind, metric, path):
-            lr = next((x for x in curves if x.run == c.run and LR_NAME.search(x.metric)), None)
-            ok = np.isfinite(np.asarray(c.values, float))
-            out.append(RunCurve(c.run, c.metric, np.asarray(c.steps, int)[ok], np.asarray(c.values, float)[ok],
-                                None if lr is None else np.asarray(lr.steps, int),
-                                None if lr is None else np.asarray(lr.values, float), str(path)))
+        out += curves_of(path, kind, curves, metric)
+    return out
+
+
+def curves_of(path, kind: str, curves, metric: str | None) -> list[RunCurve]:
+    """The RunCurves of one log as read_logs read it."""
+    out = []
+    for c in pick_metric(curves, kind, metric, path):
+        lr = next((x for x in curves if x.run == c.run and LR_NAME.search(x.metric)), None)
+        ok = np.isfinite(np.asarray(c.values, float))
+        out.append(RunCurve(c.run, c.metric, np.asarray(c.steps, int)[ok], np.asarray(c.values, float)[ok],
+                            None if lr is None else np.asarray(lr.steps, int),
+                            None if lr is None else np.asarray(lr.values, float), str(path)))
     return out
 
 
@@ -91,8 +98,9 @@ def schedule_for(curve: RunCurve, given: schedules.Schedule | None, need: int | 
         return planned
     last = int(curve.steps[-1]) if len(curve.steps) else 0
     if curve.lr_steps is not None and need is not None and int(np.max(curve.lr_steps)) + 1 >= need:
-        lr = np.zeros(int(np.max(curve.lr_steps)) + 1)
-        lr[curve.lr_steps] = curve.lr_values
+        # the LR between the steps it was logged at (every 10th step, say): linear between its neighbours
+        order = np.argsort(curve.lr_steps, kind="stable")
+        lr = np.interp(np.arange(int(np.max(curve.lr_steps)) + 1), curve.lr_steps[order], curve.lr_values[order])
         return schedules.Schedule(lr, "log")
     raise InputError(f"{where}: its learning rate after step {last} is unknown; give --schedule (a spec such as "
                      f"cosine:total=20000,warmup=700,final=0.1, or a CSV of step,lr)")

@@ -14,10 +14,19 @@ from .options import (emit_json, floats, json_option, law_options, level_option,
 
 
 def _load_table(inputs, kw):
-    from ..ingest import load_table
+    from ..ingest import load_table, read_logs
 
+    checkpoints = kw.pop("checkpoints", False)
     opts = take_table_options(kw)
-    return load_table(inputs, **opts)
+    if not checkpoints:
+        return load_table(inputs, **opts)
+    if opts.get("intermediate"):
+        raise InputError("--checkpoints and --intermediate: give one (--checkpoints anneals each checkpoint, "
+                         "--intermediate takes it as it is)")
+    from ..annealed import with_annealed_checkpoints
+
+    read = read_logs(inputs, opts["fmt"], opts.get("pattern"))
+    return with_annealed_checkpoints(load_table(inputs, read=read, **opts), read, opts.get("metric"))
 
 
 def _sources(inputs) -> list[dict]:

@@ -74,6 +74,11 @@ def table_options(f):
                           "or shape (exact) allow. Default: the one the runs share; mixed runs are converted to "
                           "6nd where they can be, else refused."),
         log_meta_options,
+        click.option("--checkpoints", is_flag=True,
+                     help="Logs (or a sweep's runs.jsonl beside its runs' logs): each run's checkpoints at 1/4, "
+                          "1/2 and 3/4 of its steps as the finals of shorter runs, through the LR-annealing law of "
+                          "its curve under its schedule; --law auto weighs each law with and without them "
+                          "(docs/curves.md)."),
     ])(f)
 
 

@@ -12,6 +12,7 @@ from .. import defaults
 from ..errors import InputError
 from ..frontier import frontier, group_compute, isoflop_groups
 from ..runs import RunTable
+from .checkpointrows import finals, with_checkpoints
 from .ensemble import score_targets
 from .fit import fit_law
 from .laws import get_law
@@ -36,13 +37,15 @@ def _targets(table: RunTable, points: str):
 def backtest(table: RunTable, law="compute", factors=defaults.BACKTEST_FACTORS, level: float = defaults.LEVEL,
              **fit_kws) -> dict:
     """For each k in `factors`: `law` refitted on the runs at or below C_max / k, its predictions of the larger
-    runs scored (relative error, interval coverage)."""
+    runs scored (relative error, interval coverage). Checkpoint rows (checkpointrows.py) are never targets, and
+    are fitted only with the run they came from."""
     if law == "auto":
         name, points = "auto", "best"
     else:
         law = get_law(law) if isinstance(law, str) else law
         name, points = law.name, ("runs" if fit_kws.get("all_points") else law.points)
-    run_compute, targets = _targets(table, points)
+    fin = finals(table)
+    run_compute, targets = _targets(fin, points)
     c_max = float(np.max(run_compute))
     cases, skipped, fits = [], [], []
     for k in factors:
@@ -55,7 +58,7 @@ def backtest(table: RunTable, law="compute", factors=defaults.BACKTEST_FACTORS, 
             skipped.append({"factor": k, "reason": "no runs below C_max/k"})
             continue
         try:
-            fit = fit_law(table.subset(mask), law, **fit_kws)
+            fit = fit_law(table.subset(with_checkpoints(table, mask)), law, **fit_kws)
         except InputError as e:
             skipped.append({"factor": k, "reason": str(e).split(": ", 1)[-1]})
             continue

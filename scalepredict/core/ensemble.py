@@ -34,6 +34,7 @@ from ..errors import InputError
 from ..frontier import isoflop_groups
 from ..runs import RunTable
 from . import checks, intervals
+from .checkpointrows import finals, is_checkpoint, with_checkpoints
 from .laws import get_law, with_floor
 from .result import Fit, Member
 from .single import fit_single
@@ -74,9 +75,14 @@ class Candidate:
     law: str
     near: bool  # fitted on the runs near each set's minimum (near_frontier), else as the law fits (the frontier)
     floor: float | None = None  # the irreducible loss fixed at this value (--floor), else fitted
+    checkpoints: bool = False  # fitted on the runs' checkpoint rows too (checkpointrows.py), else on finals
+
+    def rows(self, table: RunTable) -> RunTable:
+        table = table if self.checkpoints else finals(table)
+        return table.subset(near_frontier(table)) if self.near else table
 
     def fit(self, table: RunTable, **kw) -> Fit:
-        sub = table.subset(near_frontier(table)) if self.near else table
+        sub = self.rows(table)
         law = get_law(self.law) if self.floor is None else with_floor(get_law(self.law), self.floor)
         return fit_single(sub, law, **kw)
 
@@ -84,21 +90,24 @@ class Candidate:
         """Starts for a nested fit: the full fit's optimum and every 10th start of the law's grid (the nested
         fits only score the law, and start next to where the full fit ended)."""
         law = full.law
-        sub = table.subset(near_frontier(table)) if self.near else table
+        sub = self.rows(table)
         X = law.features(sub.compute, sub.params, sub.tokens)
         return np.vstack([full.values[None, :], law.starts(X, sub.loss)[::10]])
 
 
 def candidates(table: RunTable, floor: float | None = None) -> list[Candidate]:
     """The laws of the average; with a `floor` (--floor), each also with its irreducible loss fixed there, so the
-    nested backtest weighs the floor known from outside against the floor the runs give."""
+    nested backtest weighs the floor known from outside against the floor the runs give; with checkpoint rows, each
+    law also fitted on them (named '+ checkpoints'), weighed the same way against the law on finals alone."""
     out = [Candidate("compute", "compute", False)]
-    if table.has_params_tokens:
+    if finals(table).has_params_tokens:
         out += [Candidate("chinchilla (near-frontier runs)", "chinchilla", True),
                 Candidate("chinchilla_tied (near-frontier runs)", "chinchilla_tied", True)]
     if floor is not None:
         out += [Candidate(f"{c.name.split(' (')[0]} (floor {floor:g}{', near-frontier runs' if c.near else ''})",
                           c.law, c.near, floor) for c in out]
+    if is_checkpoint(table).any():
+        out += [Candidate(f"{c.name} + checkpoints", c.law, c.near, c.floor, True) for c in out if c.floor is None]
     return out
 
 
@@ -115,19 +124,21 @@ def predict_rows(fit, table: RunTable, idx) -> np.ndarray:
 
 def nested_score(table: RunTable, cand: Candidate, delta, full: Fit | None = None) -> float | None:
     """Mean absolute log error of `cand` fitted on all but the largest third of the groups (at least 3 kept),
-    predicting the held-out groups' score_targets; None where there are too few groups, inf where it cannot fit."""
-    groups = sorted(isoflop_groups(table), key=lambda g: float(np.min(table.compute[g])))
+    predicting the held-out groups' score_targets; None where there are too few groups, inf where it cannot fit.
+    Groups and targets are the runs' finals; the checkpoints of held-out runs are held out with them."""
+    fin = finals(table)
+    groups = sorted(isoflop_groups(fin), key=lambda g: float(np.min(fin.compute[g])))
     n_out = max(1, len(groups) // 3)
     if len(groups) - n_out < 3:
         n_out = len(groups) - 3
     if n_out < 1:
         return None
-    inner = np.zeros(len(table), bool)
+    inner = np.zeros(len(fin), bool)
     for g in groups[:-n_out]:
         inner[g] = True
-    outer = table.subset(~inner)
+    outer = fin.subset(~inner)
     try:
-        inner_table = table.subset(inner)
+        inner_table = table.subset(with_checkpoints(table, inner))
         starts = None if full is None else cand.nested_starts(inner_table, full)
         fit = cand.fit(inner_table, delta=delta, n_bootstrap=0, starts=starts)
         idx = score_targets(outer)
@@ -272,7 +283,7 @@ class LawAverage:
                 "formula": self.formula, "compute_convention": self.compute_convention, "warnings": self.warnings,
                 "inputs": self.input_files, "converged": self.converged, "n_points": self.n_points,
                 "candidates": [{"name": m.candidate.name, "law": m.candidate.law, "near_frontier": m.candidate.near,
-                                "floor": m.candidate.floor,
+                                "floor": m.candidate.floor, "checkpoints": m.candidate.checkpoints,
                                 "nested_score": m.score if m.score is None or math.isfinite(m.score) else None,
                                 "weight": m.weight, "fit": m.fit.to_dict()}
                                for m in self.average_of]}
@@ -292,8 +303,8 @@ class LawAverage:
                 raise InputError(f"{where}: field 'weight' is negative")
             fit = Fit.from_dict(checks.mapping(c, "fit", where), f"{where}.fit")
             floor = checks.number(c, "floor", where, optional=True, default=None)
-            members.append(Entry(Candidate(c["name"], c["law"], bool(c.get("near_frontier")), floor), fit, score,
-                                 weight))
+            members.append(Entry(Candidate(c["name"], c["law"], bool(c.get("near_frontier")), floor,
+                                           bool(c.get("checkpoints"))), fit, score, weight))
         return cls(members, checks.convention(obj, source), checks.strings(obj, "warnings", source),
                    checks.optional_list(obj, "inputs", source) or [])
 

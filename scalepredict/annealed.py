@@ -1,0 +1,111 @@
+"""Every checkpoint into the scaling fit: a run's checkpoints made into the finals of shorter runs of the same recipe,
+through a law of its curve under its schedule (`--checkpoints`).
+
+The middle of a cosine run is not the end of a shorter run: its learning rate has not annealed, so its loss sits
+above what a run of that length reaches (Porian et al. 2024), and fitting it as a final bends the law. A law of the
+curve under the schedule (curves.py: the LR-annealing law of Tissue et al. 2024, L = L0 + A S1^-alpha - C S2)
+says what the same run would have reached had its schedule been compressed to end at step s: its loss at s under
+the run's schedule shape resampled to s steps. Each run gives such points at a few fractions of its length, scaled
+so that the law's value at the run's own end matches the run's final loss in the table (the law's error at the end
+cancels; what remains is its error between s and the end). Each point is a row with the run's params, the tokens
+and compute of s steps, the budget of its IsoFLOP set times s / steps (the sizes of a set stopped at the same
+fraction form a set of their own), `checkpoint: true` and `checkpoint_of` its run (checkpointrows.py).
+
+The Hitchhiker's guide to scaling-law estimation (Choshen et al. 2024) finds intermediate checkpoints make fits
+more reliable; the law average weighs each law with and without them by its nested backtest (ensemble.py), and
+`experiments/checkpoints_in_fit.py` measures whether they help.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .core import schedules
+from .core.curves import fit_curves
+from .errors import InputError
+from .forecast import RunCurve, curves_of, fitted_points, schedule_for
+from .ingest import read_logs
+from .runs import RunTable
+
+FRACTIONS = (0.25, 0.5, 0.75)  # of a run's steps: where its checkpoints become the finals of shorter runs
+CURVE_LAW = "annealing"
+
+
+def shortened(sched: schedules.Schedule, s: int) -> np.ndarray:
+    """The schedule's shape resampled to end at step s (warmup and decay compressed alike)."""
+    T = sched.total
+    return np.interp(np.arange(s) * (T / s), np.arange(T), sched.lr)
+
+
+def annealed_losses(curve: RunCurve, final_loss: float, fractions=FRACTIONS, law: str = CURVE_LAW) -> list[tuple]:
+    """(step, loss) of the run compressed to end at each fraction of its steps (see the module's docstring)."""
+    sched = schedule_for(curve, None, int(curve.steps[-1]) if len(curve.steps) else None)
+    end = min(sched.total, int(curve.steps[-1]))
+    fit = fit_curves([fitted_points(curve, sched)], law, n_boot=0)
+    at_end = float(np.reshape(fit.log_predict(sched.lr[:end], [end]), -1)[0])
+    out = []
+    for f in fractions:
+        s = int(round(f * end))
+        if s < 2:
+            continue
+        ls = float(np.reshape(fit.log_predict(shortened(schedules.Schedule(sched.lr[:end], sched.source), s), [s]),
+                              -1)[0])
+        loss = final_loss * math.exp(ls - at_end)
+        if math.isfinite(loss) and loss > 0:
+            out.append((s, loss))
+    return out
+
+
+def _curves_by_run(read, metric: str | None) -> dict:
+    """Each run's curve: from the logs among the inputs, and for a sweep's run table (runs.jsonl) from its runs'
+    logs beside it (runs/<run>/log.jsonl)."""
+    out = {}
+    for path, kind, curves in read:
+        if kind == "runs":
+            for log in sorted(Path(path).parent.glob("runs/*/log.jsonl")):
+                for p, k, cs in read_logs([log]):
+                    for c in curves_of(p, k, cs, metric):
+                        out.setdefault(log.parent.name, c)
+            continue
+        for c in curves_of(path, kind, curves, metric):
+            out.setdefault(c.run, c)
+    return out
+
+
+def with_annealed_checkpoints(table: RunTable, read, metric: str | None = None, fractions=FRACTIONS,
+                              law: str = CURVE_LAW) -> RunTable:
+    """The table with its runs' checkpoints as annealed rows (see the module's docstring). A run without a curve
+    or a known schedule keeps its final alone, and the table's warnings say so."""
+    curves = _curves_by_run(read, metric)
+    rows, missing = [], []
+    for r in table.records:
+        curve = curves.get(str(r.get("run")))
+        if curve is None or r.get("checkpoint"):
+            missing += [] if r.get("checkpoint") else [f"{r.get('run')} (no curve)"]
+            continue
+        try:
+            points = annealed_losses(curve, float(r["loss"]), fractions, law)
+        except InputError as e:
+            missing.append(f"{r.get('run')} ({str(e).split(': ', 2)[-1]})")
+            continue
+        end = float(r.get("step") or curve.steps[-1])
+        for s, loss in points:
+            share = s / end
+            row = {k: v for k, v in r.items() if k not in ("final", "flags", "note")}
+            row.update({"run": f"{r.get('run')}@{s}", "step": s, "loss": loss, "checkpoint": True,
+                        "checkpoint_of": str(r.get("run"))})
+            for k in ("tokens", "compute", "budget"):
+                if r.get(k) is not None:
+                    row[k] = float(r[k]) * share
+            rows.append(row)
+    if not rows:
+        raise InputError(f"{', '.join(table.sources)}: --checkpoints: no run has a curve with a known schedule "
+                         f"({'; '.join(missing[:3])}{'...' if len(missing) > 3 else ''})")
+    warnings = list(table.warnings)
+    if missing:
+        warnings.append(f"--checkpoints: {len(missing)} runs keep their final alone: {', '.join(missing[:5])}"
+                        f"{'...' if len(missing) > 5 else ''}")
+    return RunTable(table.records + rows, table.sources, table.excluded, warnings)
