@@ -9,6 +9,7 @@ interval half-width relative to the prediction; then one summary line, and the s
 (scipy L-BFGS-B, Huber on log loss, a small start grid, the compute law on each budget's minimum).
 
     python experiments/real_families.py [--law auto] [--splits 30,100,300] [--json out.json] [--figure FILE.png]
+        [--checkpoints]   (every checkpoint into the fit, where a family has curves: Pythia's)
 """
 
 from __future__ import annotations
@@ -76,8 +77,38 @@ def families(data: Path) -> dict[str, dict]:
             # eight sizes on one data budget: fitted up to the 410M model, predicting 6.9B
             # and 12B, 17x-29x beyond (the 30x-300x splits leave fewer than three fitted sizes)
             out[f"pythia/{ds} (LAMBADA log-ppl)"] = {"kind": "overtrain", "rows": rows, "task_loss": True,
-                                                      "splits": (12.0,)}
+                                                      "splits": (12.0,), "curves": pythia_curves(path, ds)}
     return out
+
+
+PYTHIA_STEPS, PYTHIA_WARMUP = 143_000, 1_430  # Biderman et al. 2023: warmup over 1% of the steps, then cosine
+# decay to 10% of the peak LR
+
+
+def pythia_curves(path: Path, data: str) -> dict:
+    """Each Pythia model's LAMBADA log-perplexity at every checkpoint, with the LR of its schedule there:
+    run -> [(step, tokens, loss, lr)]."""
+    from scalepredict.core import schedules
+
+    lr = schedules.build("cosine", PYTHIA_STEPS, warmup=PYTHIA_WARMUP, final=0.1)
+    out = {}
+    for r in csv.DictReader(open(path)):
+        step = int(r["step"])
+        if r["data"] == data and step >= 1:
+            out.setdefault(r["model"], []).append((step, _f(r["tokens"]), math.log(_f(r["lambada_openai_ppl"])),
+                                                   float(lr[min(step, PYTHIA_STEPS) - 1])))
+    return {m: sorted(v) for m, v in out.items()}
+
+
+def write_curves(folder: Path, fitted, curves: dict) -> None:
+    """The fitted runs' curves as scalepredict run logs beside their table (runs/<run>/log.jsonl), where
+    `fit --checkpoints` reads them."""
+    for r in fitted:
+        if r["run"] in curves:
+            log = folder / "runs" / r["run"] / "log.jsonl"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("".join(json.dumps({"step": s, "tokens": t, "val_loss": v, "lr": lr}) + "\n"
+                                   for s, t, v, lr in curves[r["run"]]))
 
 
 def groups(rows, tol=0.05):
@@ -138,9 +169,14 @@ def _cli(*args):
     return r.stdout
 
 
-def product(fitted, targets, tmp: Path, law: str, extra=()):
-    """Predictions of `scalepredict fit` + `scalepredict predict --at`: (loss, lower, upper) per target."""
+def product(fitted, targets, tmp: Path, law: str, extra=(), curves=None):
+    """Predictions of `scalepredict fit` + `scalepredict predict --at`: (loss, lower, upper) per target. With
+    `curves` (run -> its checkpoints), the fit takes every checkpoint too (`fit --checkpoints`)."""
+    tmp = Path(tempfile.mkdtemp(dir=tmp))
     _write(tmp / "fit.csv", fitted)
+    if curves:
+        write_curves(tmp, fitted, curves)
+        extra = [*extra, "--checkpoints"]
     _write(tmp / "targets.csv", targets)
     _cli("fit", tmp / "fit.csv", "--law", law, "-o", tmp / "fit.json", *extra)
     preds = json.loads(_cli("predict", tmp / "fit.json", "--at", tmp / "targets.csv", "--json"))["predictions"]
@@ -193,6 +229,9 @@ def main():
     ap.add_argument("--law", default="auto")
     ap.add_argument("--splits", default="30,100,300")
     ap.add_argument("--fit-args", default="", help="extra arguments for `scalepredict fit`")
+    ap.add_argument("--only", help="the families whose name contains this")
+    ap.add_argument("--checkpoints", action="store_true",
+                    help="fit every checkpoint too where a family has curves (`fit --checkpoints`: Pythia)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--figure", type=Path)
     ap.add_argument("--replot", type=Path, help="redraw --figure from a --json file of an earlier run")
@@ -200,7 +239,7 @@ def main():
     if args.replot:
         figure(json.loads(args.replot.read_text())["cases"], args.figure)
         return
-    fams = families(args.data)
+    fams = {k: v for k, v in families(args.data).items() if not args.only or args.only in k}
     if not fams:
         sys.exit(f"no families under {args.data}")
     ks = [float(k) for k in args.splits.split(",")]
@@ -215,7 +254,8 @@ def main():
                     continue
                 fitted, targets = s
                 try:
-                    preds = product(fitted, targets, tmp, args.law, args.fit_args.split())
+                    preds = product(fitted, targets, tmp, args.law, args.fit_args.split(),
+                                    fam.get("curves") if args.checkpoints else None)
                 except RuntimeError as e:
                     print(f"{name} k={k:g}: {e}", file=sys.stderr)
                     preds = [(float("nan"), None, None)] * len(targets)
@@ -240,7 +280,8 @@ def main():
         hw = "-" if r["half_width"] is None else f"{r['half_width']:.2%}"
         print(f"{r['family']:<40} {r['n']:>3} {r['mape']:>7.2%} {r['reference_mape']:>9.2%} {cov:>8} {hw:>10}")
     lm = [r for r in results if not r["task_loss"]]
-    summarize(f"--law {args.law}, loss families", lm, [c for c in all_cases if not c["task_loss"]])
+    if lm:
+        summarize(f"--law {args.law}, loss families", lm, [c for c in all_cases if not c["task_loss"]])
     if len(lm) < len(results):
         summarize(f"--law {args.law}, with the task-loss families", results, all_cases)
     if args.json:

@@ -3,17 +3,19 @@ through a law of its curve under its schedule (`--checkpoints`).
 
 The middle of a cosine run is not the end of a shorter run: its learning rate has not annealed, so its loss sits
 above what a run of that length reaches (Porian et al. 2024), and fitting it as a final bends the law. A law of the
-curve under the schedule (curves.py: the LR-annealing law of Tissue et al. 2024, L = L0 + A S1^-alpha - C S2)
-says what the same run would have reached had its schedule been compressed to end at step s: its loss at s under
-the run's schedule shape resampled to s steps. Each run gives such points at a few fractions of its length, scaled
-so that the law's value at the run's own end matches the run's final loss in the table (the law's error at the end
-cancels; what remains is its error between s and the end). Each point is a row with the run's params, the tokens
-and compute of s steps, the budget of its IsoFLOP set times s / steps (the sizes of a set stopped at the same
+curve under the schedule says what the same run would have reached had its schedule been compressed to end at step
+s: its loss at s under the run's schedule shape resampled to s steps. The law is the multi-power law (Luo et al.
+2025; curves.py), fitted on the run's curve together with the other runs of the same model that cost no more than
+it (another length is another schedule in steps, which is what tells the law how the loss answers an earlier
+decay; a costlier run would leak into a backtest). Each run gives such points at a few fractions of its length,
+scaled so that the law's value at the run's own end matches the run's final loss in the table (the law's error at
+the end cancels; what remains is its error between s and the end). Each point is a row with the run's params, the
+tokens and compute of s steps, the budget of its IsoFLOP set times s / steps (the sizes of a set stopped at the same
 fraction form a set of their own), `checkpoint: true` and `checkpoint_of` its run (checkpointrows.py).
 
 The Hitchhiker's guide to scaling-law estimation (Choshen et al. 2024) finds intermediate checkpoints make fits
 more reliable; the law average weighs each law with and without them by its nested backtest (ensemble.py), and
-`experiments/checkpoints_in_fit.py` measures whether they help.
+`experiments/checkpoints_in_fit.py` measures whether they help (docs/curves.md).
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from .core import schedules
-from .core.curves import fit_curves
+from .core.curves import Segment, fit_curves
 from .errors import InputError
 from .forecast import RunCurve, curves_of, fitted_points, schedule_for
 from .ingest import read_logs
 from .runs import RunTable
 
+MAX_POINTS = 80  # a curve's points fitted, evenly spaced (the last kept): a run logged every 10 steps has thousands
 FRACTIONS = (0.25, 0.5, 0.75)  # of a run's steps: where its checkpoints become the finals of shorter runs
-CURVE_LAW = "annealing"
+CURVE_LAW = "multipower"
 
 
 def shortened(sched: schedules.Schedule, s: int) -> np.ndarray:
@@ -40,11 +43,19 @@ def shortened(sched: schedules.Schedule, s: int) -> np.ndarray:
     return np.interp(np.arange(s) * (T / s), np.arange(T), sched.lr)
 
 
-def annealed_losses(curve: RunCurve, final_loss: float, fractions=FRACTIONS, law: str = CURVE_LAW) -> list[tuple]:
-    """(step, loss) of the run compressed to end at each fraction of its steps (see the module's docstring)."""
-    sched = schedule_for(curve, None, int(curve.steps[-1]) if len(curve.steps) else None)
+def annealed_losses(curve: RunCurve, final_loss: float, fractions=FRACTIONS, law: str = CURVE_LAW,
+                    companions=()) -> list[tuple]:
+    """(step, loss) of the run compressed to end at each fraction of its steps (see the module's docstring).
+    `companions`: other runs of the same model (another length, another schedule), fitted with it by one law."""
+    sched = _schedule(curve)
     end = min(sched.total, int(curve.steps[-1]))
-    fit = fit_curves([fitted_points(curve, sched)], law, n_boot=0)
+    segs = [_thinned(fitted_points(curve, sched))]
+    for c in companions:
+        try:
+            segs.append(_thinned(fitted_points(c, _schedule(c))))
+        except InputError:
+            continue
+    fit = fit_curves(segs, law, n_boot=0)
     at_end = float(np.reshape(fit.log_predict(sched.lr[:end], [end]), -1)[0])
     out = []
     for f in fractions:
@@ -57,6 +68,19 @@ def annealed_losses(curve: RunCurve, final_loss: float, fractions=FRACTIONS, law
         if math.isfinite(loss) and loss > 0:
             out.append((s, loss))
     return out
+
+
+def _thinned(seg: Segment) -> Segment:
+    """At most MAX_POINTS of the segment's points, evenly spaced, its last kept (the multi-power law's cost grows
+    with the points, and neighbouring points of a long curve add little)."""
+    if len(seg.steps) <= MAX_POINTS:
+        return seg
+    idx = np.unique(np.round(np.linspace(0, len(seg.steps) - 1, MAX_POINTS)).astype(int))
+    return Segment(seg.lr, seg.steps[idx], seg.loss[idx], seg.name)
+
+
+def _schedule(curve: RunCurve) -> schedules.Schedule:
+    return schedule_for(curve, None, int(curve.steps[-1]) if len(curve.steps) else None)
 
 
 def _curves_by_run(read, metric: str | None) -> dict:
@@ -75,6 +99,17 @@ def _curves_by_run(read, metric: str | None) -> dict:
     return out
 
 
+def _companions(table: RunTable, rec: dict, curves: dict) -> list:
+    """The curves of the other runs of the same model (same params) that cost no more than `rec`: fitted with it,
+    they tell the law how the loss answers the schedule; a more expensive run would leak into a backtest."""
+    if rec.get("params") is None or rec.get("compute") is None:
+        return []
+    return [curves[o["run"]] for o in table.records
+            if o is not rec and o.get("run") in curves and not o.get("checkpoint") and o.get("params") is not None
+            and math.isclose(float(o["params"]), float(rec["params"]), rel_tol=1e-6)
+            and o.get("compute") is not None and float(o["compute"]) <= float(rec["compute"])]
+
+
 def with_annealed_checkpoints(table: RunTable, read, metric: str | None = None, fractions=FRACTIONS,
                               law: str = CURVE_LAW) -> RunTable:
     """The table with its runs' checkpoints as annealed rows (see the module's docstring). A run without a curve
@@ -87,7 +122,7 @@ def with_annealed_checkpoints(table: RunTable, read, metric: str | None = None, 
             missing += [] if r.get("checkpoint") else [f"{r.get('run')} (no curve)"]
             continue
         try:
-            points = annealed_losses(curve, float(r["loss"]), fractions, law)
+            points = annealed_losses(curve, float(r["loss"]), fractions, law, _companions(table, r, curves))
         except InputError as e:
             missing.append(f"{r.get('run')} ({str(e).split(': ', 2)[-1]})")
             continue

@@ -76,9 +76,9 @@ def table_options(f):
         log_meta_options,
         click.option("--checkpoints", is_flag=True,
                      help="Logs (or a sweep's runs.jsonl beside its runs' logs): each run's checkpoints at 1/4, "
-                          "1/2 and 3/4 of its steps as the finals of shorter runs, through the LR-annealing law of "
-                          "its curve under its schedule; --law auto weighs each law with and without them "
-                          "(docs/curves.md)."),
+                          "1/2 and 3/4 of its steps as the finals of shorter runs, through the multi-power law of "
+                          "its curve (and its size's cheaper runs') under its schedule; --law auto weighs each law "
+                          "with and without them (docs/curves.md)."),
     ])(f)
 
 
