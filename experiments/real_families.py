@@ -100,6 +100,19 @@ def pythia_curves(path: Path, data: str) -> dict:
     return {m: sorted(v) for m, v in out.items()}
 
 
+def transferred_floors(fams: dict, tmp: Path) -> dict:
+    """family -> the median compute-law floor c of the other porian validation-loss families, each fitted on every
+    one of its runs."""
+    related = [k for k in fams if k.startswith("porian/") and k.endswith("val-loss")]
+    own = {}
+    for k in related:
+        _write(tmp / "all.csv", fams[k]["rows"])
+        fit = json.loads(_cli("fit", tmp / "all.csv", "--law", "compute", "-o", tmp / "all.json", "--json"))
+        own[k] = fit["params"]["c"]["value"]
+        print(f"floor of {k}: {own[k]:.4f}", file=sys.stderr)
+    return {k: float(np.median([own[o] for o in related if o != k])) for k in related}
+
+
 def write_curves(folder: Path, fitted, curves: dict) -> None:
     """The fitted runs' curves as scalepredict run logs beside their table (runs/<run>/log.jsonl), where
     `fit --checkpoints` reads them."""
@@ -230,6 +243,10 @@ def main():
     ap.add_argument("--splits", default="30,100,300")
     ap.add_argument("--fit-args", default="", help="extra arguments for `scalepredict fit`")
     ap.add_argument("--only", help="the families whose name contains this")
+    ap.add_argument("--transfer-floor", action="store_true",
+                    help="fit each porian validation-loss family with --floor at the median floor of the compute "
+                         "law fitted on every run of each other one (same data, same tokenizer: Brandfonbrener et "
+                         "al. 2024's loss-to-loss transfer at its simplest, a shared irreducible loss)")
     ap.add_argument("--checkpoints", action="store_true",
                     help="fit every checkpoint too where a family has curves (`fit --checkpoints`: Pythia)")
     ap.add_argument("--json", type=Path)
@@ -246,6 +263,7 @@ def main():
     results, all_cases = [], []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        floors = transferred_floors(families(args.data), tmp) if args.transfer_floor else {}
         for name, fam in fams.items():
             cases = []
             for k in fam.get("splits", ks):
@@ -254,7 +272,8 @@ def main():
                     continue
                 fitted, targets = s
                 try:
-                    preds = product(fitted, targets, tmp, args.law, args.fit_args.split(),
+                    extra = args.fit_args.split() + (["--floor", f"{floors[name]:.6g}"] if name in floors else [])
+                    preds = product(fitted, targets, tmp, args.law, extra,
                                     fam.get("curves") if args.checkpoints else None)
                 except RuntimeError as e:
                     print(f"{name} k={k:g}: {e}", file=sys.stderr)

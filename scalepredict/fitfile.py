@@ -11,6 +11,7 @@ from pathlib import Path
 from .capability.passrate import PassRateFit
 from .capability.tasks import TaskFit
 from .core.ensemble import LawAverage
+from .core.laws import FLOOR_NAMES
 from .core.result import Fit
 from .errors import InputError
 from .files import read_json_object
@@ -71,3 +72,19 @@ def file_digest(path) -> dict:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return {"path": str(path), "sha256": h.hexdigest()}
+
+
+def floor_of(path) -> float:
+    """The irreducible loss of the loss fit in a fit file (`--floor-from`): its law's c or E; a law average's, its
+    members' floors weighted as the average weighs them. An InputError where the fit has none."""
+    fit = load_fit(path, LOSS_KINDS)
+    members = [(m.weight, m.fit) for m in fit.members]
+    got = [(w, float(f.values[f.law.names.index(n)])) for w, f in members for n in FLOOR_NAMES if n in f.law.names]
+    total = sum(w for w, _ in got)
+    if not got or not total > 0:
+        raise InputError(f"{path}: this fit has no irreducible loss ({fit.formula}) to take a floor from")
+    floor = sum(w * v for w, v in got) / total
+    if not floor > 0:
+        raise InputError(f"{path}: its floor is {floor:g} (at its bound: these runs did not pin it down), no floor "
+                         f"to take")
+    return floor

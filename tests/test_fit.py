@@ -3,7 +3,9 @@ import json
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from scalepredict.cli import cli
 from scalepredict.errors import InputError
 from scalepredict.fit import fit_law
 from scalepredict.fitfile import load_fit
@@ -268,3 +270,34 @@ def test_a_fit_through_as_many_points_as_parameters_spans_every_floor_they_admit
     assert "compute" in [m.name for m in avg.members]  # three frontier points: kept, bounded by its profile
     (p,) = avg.predict(compute=[4e19])
     assert 0 < p["lower"] < p["loss"] < p["upper"]
+
+
+def test_a_floor_transferred_from_a_related_fit_recovers_a_known_law(tmp_path):
+    """Two ladders on the same data (one floor, 2.0): a related one whose runs reach far enough to bend (1e15-1e20,
+    L = 30 C^-0.1 + 2) pins the floor; fitted with --floor-from its fit file, a ladder that barely bends (L = 40
+    C^-0.08 + 2 over 1e15-1e17) predicts 1e20 within 1% (the same ladder's free fit: off by more than 2%). A fit
+    without a floor is refused in one line."""
+    rng = np.random.default_rng(3)
+
+    def ladder(path, a, b, hi):
+        C = np.geomspace(1e15, hi, 9)
+        loss = (a * C**b + 2.0) * np.exp(rng.normal(0, 0.003, len(C)))
+        path.write_text("run,compute,loss\n" + "".join(f"r{i},{c:g},{y:.6f}\n" for i, (c, y) in enumerate(zip(C, loss))))
+        return str(path)
+
+    related, narrow = ladder(tmp_path / "related.csv", 30.0, -0.1, 1e20), ladder(tmp_path / "narrow.csv", 40.0, -0.08,
+                                                                                  1e17)
+    run = CliRunner().invoke
+    assert run(cli, ["fit", related, "--law", "compute", "--all-points", "-o", str(tmp_path / "rel.json")]).exit_code == 0
+    truth = 40.0 * 1e20**-0.08 + 2.0
+    got = {}
+    for label, extra in (("free", []), ("transferred", ["--floor-from", str(tmp_path / "rel.json")])):
+        r = run(cli, ["fit", narrow, "--law", "compute", "--all-points", "-o", str(tmp_path / f"{label}.json"), *extra])
+        assert r.exit_code == 0, r.output
+        p = json.loads(run(cli, ["predict", str(tmp_path / f"{label}.json"), "-c", "1e20", "--json"]).stdout)
+        got[label] = p["predictions"][0]
+    assert abs(got["transferred"]["loss"] / truth - 1) < 0.01 < 0.02 < abs(got["free"]["loss"] / truth - 1)
+    assert got["transferred"]["lower"] <= truth <= got["transferred"]["upper"]
+    assert run(cli, ["fit", related, "--law", "power", "-o", str(tmp_path / "pow.json")]).exit_code == 0
+    r = run(cli, ["fit", narrow, "--floor-from", str(tmp_path / "pow.json")])
+    assert r.exit_code == 2 and "no irreducible loss" in r.output and len(r.output.strip().splitlines()) == 1

@@ -100,6 +100,9 @@ def law_options(f):
                      help="An irreducible loss known from outside these runs (a larger related fit, a planning "
                           "assumption): a single law's floor is fixed there; --law auto weighs each law with the "
                           "floor fixed against the same law fitted freely, by its nested backtest."),
+        click.option("--floor-from", type=click.Path(path_type=Path),
+                     help="--floor taken from a related fit file (a ladder on the same data and tokenizer: "
+                          "its law's c or E, a law average's weighted over its laws)."),
     ])(f)
 
 
@@ -120,8 +123,14 @@ def take_fit_options(kw: dict) -> dict:
     no_huber, delta = kw.pop("no_huber"), kw.pop("huber_delta")
     if not no_huber and not (math.isfinite(delta) and delta > 0):
         raise InputError(f"--huber-delta must be a positive number, got {delta} (use --no-huber for least squares)")
-    floor = kw.pop("floor", None)
+    floor, floor_from = kw.pop("floor", None), kw.pop("floor_from", None)
     check_positive(floor, "--floor")
+    if floor_from is not None:
+        if floor is not None:
+            raise InputError("--floor and --floor-from: give one")
+        from ..fitfile import floor_of
+
+        floor = floor_of(floor_from)
     return dict(delta=None if no_huber else delta, n_bootstrap=kw.pop("n_bootstrap"), seed=kw.pop("seed"),
                 all_points=kw.pop("all_points"), floor=floor)
 
