@@ -20,7 +20,7 @@ LAYERS = [
          "scalepredict.plan")),
     (2, ("scalepredict.core", "scalepredict.ingest", "scalepredict.fit")),
     (3, ("scalepredict.capability", "scalepredict.train", "scalepredict.forecast")),
-    (4, ("scalepredict.fitfile",)),
+    (4, ("scalepredict.fitfile", "scalepredict.annealed")),
     (5, ("scalepredict.summary", "scalepredict.plots", "scalepredict.report")),
     (6, ("scalepredict.pipeline",)),
     (7, ("scalepredict.cli", "scalepredict.__main__")),
