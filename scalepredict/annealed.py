@@ -126,7 +126,7 @@ def with_annealed_checkpoints(table: RunTable, read, metric: str | None = None, 
         except InputError as e:
             missing.append(f"{r.get('run')} ({str(e).split(': ', 2)[-1]})")
             continue
-        end = float(r.get("step") or curve.steps[-1])
+        end = float(curve.steps[-1])  # the step annealed_losses counts its fractions of
         for s, loss in points:
             share = s / end
             row = {k: v for k, v in r.items() if k not in ("final", "flags", "note")}
