@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import subprocess
 import sys
@@ -59,6 +60,7 @@ def line(label: str, res: dict) -> str:
     return f"{label:<52} mean |error| {res['mape']:.2%} ({detail}); 90% coverage {sum(cov)}/{len(cov)}"
 
 
+@functools.lru_cache(maxsize=None)  # each run's log read once, though it serves in many pairs
 def curve(sweep: Path, run: str, metric: str):
     log = sweep / "runs" / run / "log.jsonl"
     return [c for p, k, cs in read_logs([log]) for c in curves_of(p, k, cs, metric)][0]

@@ -47,23 +47,36 @@ def annealed_losses(curve: RunCurve, final_loss: float, fractions=FRACTIONS, law
                     companions=()) -> list[tuple]:
     """(step, loss) of the run compressed to end at each fraction of its steps (see the module's docstring).
     `companions`: other runs of the same model (another length, another schedule), fitted with it by one law."""
-    sched = _schedule(curve)
-    end = min(sched.total, int(curve.steps[-1]))
-    segs = [_thinned(fitted_points(curve, sched))]
+    segs = []
     for c in companions:
         try:
-            segs.append(_thinned(fitted_points(c, _schedule(c))))
+            segs.append(_prepared(c)[1])
         except InputError:
             continue
-    fit = fit_curves(segs, law, n_boot=0)
-    at_end = float(np.reshape(fit.log_predict(sched.lr[:end], [end]), -1)[0])
+    return _annealed(_prepared(curve), segs, final_loss, fractions, law)
+
+
+def _prepared(curve: RunCurve) -> tuple[schedules.Schedule, Segment]:
+    """The run's schedule up to its last logged step, and its points to fit (thinned); an InputError where its
+    schedule is unknown or it has too few points."""
+    sched = schedule_for(curve, None, int(curve.steps[-1]) if len(curve.steps) else None)
+    seg = _thinned(fitted_points(curve, sched))
+    end = min(sched.total, int(curve.steps[-1]))
+    return schedules.Schedule(sched.lr[:end], sched.source), seg
+
+
+def _annealed(run: tuple, companions: list, final_loss: float, fractions, law: str) -> list[tuple]:
+    """annealed_losses on a prepared run (_prepared) and its companions' segments."""
+    sched, seg = run
+    end = sched.total
+    fit = fit_curves([seg, *companions], law, n_boot=0)
+    at_end = float(np.reshape(fit.log_predict(sched.lr, [end]), -1)[0])
     out = []
     for f in fractions:
         s = int(round(f * end))
         if s < 2:
             continue
-        ls = float(np.reshape(fit.log_predict(shortened(schedules.Schedule(sched.lr[:end], sched.source), s), [s]),
-                              -1)[0])
+        ls = float(np.reshape(fit.log_predict(shortened(sched, s), [s]), -1)[0])
         loss = final_loss * math.exp(ls - at_end)
         if math.isfinite(loss) and loss > 0:
             out.append((s, loss))
@@ -77,10 +90,6 @@ def _thinned(seg: Segment) -> Segment:
         return seg
     idx = np.unique(np.round(np.linspace(0, len(seg.steps) - 1, MAX_POINTS)).astype(int))
     return Segment(seg.lr, seg.steps[idx], seg.loss[idx], seg.name)
-
-
-def _schedule(curve: RunCurve) -> schedules.Schedule:
-    return schedule_for(curve, None, int(curve.steps[-1]) if len(curve.steps) else None)
 
 
 def _curves_by_run(read, metric: str | None) -> dict:
@@ -99,12 +108,12 @@ def _curves_by_run(read, metric: str | None) -> dict:
     return out
 
 
-def _companions(table: RunTable, rec: dict, curves: dict) -> list:
-    """The curves of the other runs of the same model (same params) that cost no more than `rec`: fitted with it,
-    they tell the law how the loss answers the schedule; a more expensive run would leak into a backtest."""
+def _companions(table: RunTable, rec: dict, curves: dict) -> list[str]:
+    """The other runs of the same model (same params) that cost no more than `rec` and have a curve: fitted with
+    it, they tell the law how the loss answers the schedule; a more expensive run would leak into a backtest."""
     if rec.get("params") is None or rec.get("compute") is None:
         return []
-    return [curves[o["run"]] for o in table.records
+    return [o["run"] for o in table.records
             if o is not rec and o.get("run") in curves and not o.get("checkpoint") and o.get("params") is not None
             and math.isclose(float(o["params"]), float(rec["params"]), rel_tol=1e-6)
             and o.get("compute") is not None and float(o["compute"]) <= float(rec["compute"])]
@@ -115,23 +124,44 @@ def with_annealed_checkpoints(table: RunTable, read, metric: str | None = None, 
     """The table with its runs' checkpoints as annealed rows (see the module's docstring). A run without a curve
     or a known schedule keeps its final alone, and the table's warnings say so."""
     curves = _curves_by_run(read, metric)
+    prepared: dict = {}  # run -> _prepared(its curve), or the InputError saying why it cannot be: each made once
+
+    def prepare(run: str):
+        if run not in prepared:
+            try:
+                prepared[run] = _prepared(curves[run])
+            except InputError as e:
+                prepared[run] = e
+        if isinstance(prepared[run], InputError):
+            raise prepared[run]
+        return prepared[run]
+
+    def segment(run: str):
+        try:
+            return prepare(run)[1]
+        except InputError:
+            return None
+
     rows, missing = [], []
     for r in table.records:
-        curve = curves.get(str(r.get("run")))
-        if curve is None or r.get("checkpoint"):
-            missing += [] if r.get("checkpoint") else [f"{r.get('run')} (no curve)"]
+        if r.get("checkpoint"):
+            continue
+        run = str(r.get("run"))
+        if run not in curves:
+            missing.append(f"{run} (no curve)")
             continue
         try:
-            points = annealed_losses(curve, float(r["loss"]), fractions, law, _companions(table, r, curves))
+            own = prepare(run)
+            segs = [g for g in map(segment, _companions(table, r, curves)) if g is not None]
+            points = _annealed(own, segs, float(r["loss"]), fractions, law)
         except InputError as e:
-            missing.append(f"{r.get('run')} ({str(e).split(': ', 2)[-1]})")
+            missing.append(f"{run} ({str(e).split(': ', 2)[-1]})")
             continue
-        end = float(curve.steps[-1])  # the step annealed_losses counts its fractions of
+        end = float(own[0].total)  # the step the fractions are counted of
         for s, loss in points:
             share = s / end
             row = {k: v for k, v in r.items() if k not in ("final", "flags", "note")}
-            row.update({"run": f"{r.get('run')}@{s}", "step": s, "loss": loss, "checkpoint": True,
-                        "checkpoint_of": str(r.get("run"))})
+            row.update({"run": f"{run}@{s}", "step": s, "loss": loss, "checkpoint": True, "checkpoint_of": run})
             for k in ("tokens", "compute", "budget"):
                 if r.get(k) is not None:
                     row[k] = float(r[k]) * share
