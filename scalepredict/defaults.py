@@ -19,7 +19,7 @@ TASK_BOOTSTRAP = 200  # fit-tasks: resamples of each step
 TASK_FORMS = ("auto", "sigmoid", "sigmoid1", "exponential")
 
 # the names the command line offers (the registries they name: core.laws.LAWS, ingest.registry.READERS)
-LAW_NAMES = ("compute", "power", "chinchilla", "chinchilla_tied")
+LAW_NAMES = ("compute", "power", "chinchilla", "chinchilla_tied", "chinchilla_nd")
 # every log format `--format` names, in detection order, with what it reads (ingest/registry.py holds the readers)
 LOG_FORMATS = {
     "wandb_run": "W&B run folders on disk: wandb/run-*/ or offline-run-*/, a wandb/ folder of them, or a run's "

@@ -46,7 +46,9 @@ def run_sweep(cfg: Config, out: Path, device: str = "auto", resume: bool = False
 
 
 def finish_sweep(cfg: Config, folder: SweepFolder | Path, echo=print) -> dict:
-    """The end step: the law average (the default law) on the runs and the chinchilla law on all runs, predictions
+    """The end step: the compute law on the frontier (GPT-4's method; the law average of every run where the frontier
+    has too few points: on the CPU demo's backtest the compute law alone is the closer of the two) and the chinchilla
+    law on all runs, predictions
     at the targets (with the compute-optimal N* and D* that spend each target's exact FLOPs on this recipe's
     shapes), the backtest, the figures and the report, each made once; fit.json, fit-chinchilla.json,
     predictions.json, backtest.json, prediction.png and report.md written; the fit and the predictions printed as

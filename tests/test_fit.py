@@ -9,7 +9,7 @@ from scalepredict.cli import cli
 from scalepredict.errors import InputError
 from scalepredict.fit import fit_law
 from scalepredict.fitfile import load_fit
-from scalepredict.core.laws import optimal_allocation
+from scalepredict.core.laws import nd_optimal_allocation, optimal_allocation
 from scalepredict.runs import RunTable
 from tests.conftest import shared_file, synthetic_compute_runs
 
@@ -69,6 +69,38 @@ def test_optimal_allocation_matches_hand_derivation():
     # at the optimum dL/dN along 6ND = C is zero: alpha A / N^alpha = beta B / D^beta
     assert 0.34 * 406.4 / n**0.34 == pytest.approx(0.28 * 410.7 / d**0.28, rel=1e-9)
 
+
+
+def test_the_n_by_d_law_recovers_a_data_term_that_grows_with_model_size():
+    """L = E + A/N^alpha + B N^gamma / D^beta (chinchilla_nd, after Farseer): on IsoFLOP sweeps drawn from it, the
+    fit recovers gamma and predicts 100x ahead within 1%, where the chinchilla law (gamma = 0) misses by more."""
+    rng = np.random.default_rng(0)
+    E, A, B, al, be, ga = 1.8, 400.0, 2000.0, 0.34, 0.30, 0.05
+    rows = []
+    for c in (1e17, 3e17, 1e18, 3e18, 1e19):
+        for n in np.geomspace(1e7, 3e8, 7):
+            d = c / (6 * n)
+            rows.append({"params": n, "tokens": d, "compute": c,
+                         "loss": (E + A / n**al + B * n**ga / d**be) * np.exp(rng.normal(0, 0.002))})
+    nd, chin = (fit_law(table(rows), law, n_bootstrap=0) for law in ("chinchilla_nd", "chinchilla"))
+    assert nd.value("gamma") == pytest.approx(ga, abs=0.02)
+    assert nd.value("beta") == pytest.approx(be, abs=0.03)
+    n, d = nd_optimal_allocation(np.array([E, A, B, al, be, ga]), 1e21)
+    truth = E + A / n**al + B * n**ga / d**be
+    assert nd.predict(params=n, tokens=d)[0]["loss"] == pytest.approx(truth, rel=0.01)
+    assert abs(chin.predict(params=n, tokens=d)[0]["loss"] / truth - 1) > 0.02
+
+
+def test_the_n_by_d_law_allocation_is_the_minimum_along_the_budget():
+    theta = np.array([1.8, 400.0, 2000.0, 0.34, 0.30, 0.05])
+    C = 1e21
+    n, d = nd_optimal_allocation(theta, C)
+    assert 6 * n * d == pytest.approx(C, rel=1e-12)
+
+    def loss(m):  # along 6ND = C
+        return 1.8 + 400.0 / m**0.34 + 2000.0 * m**0.05 / (C / (6 * m)) ** 0.30
+
+    assert loss(n) < min(loss(n * 1.01), loss(n / 1.01))
 
 def test_chinchilla_replication_lands_inside_epoch_intervals():
     """Besiroglu et al. 2024: dropping the 5 highest-loss points, E=1.817, alpha=0.348, beta=0.366, with

@@ -87,7 +87,8 @@ def law_options(f):
         click.option("--law", type=click.Choice(LAWS), default="auto", show_default=True,
                      help="auto: the average of the laws the runs support, each scored by a nested backtest "
                           "(docs/fitting.md); compute: L=a*C^b+c (GPT-4); chinchilla: L=E+A/N^alpha+B/D^beta; "
-                          "chinchilla_tied: the same with alpha=beta (Gadre et al. 2024); power: L=a*C^b."),
+                          "chinchilla_tied: the same with alpha=beta (Gadre et al. 2024); chinchilla_nd: "
+                          "L=E+A/N^alpha+B*N^gamma/D^beta (an N x D term, after Farseer); power: L=a*C^b."),
         click.option("--huber-delta", type=float, default=defaults.HUBER_DELTA, show_default=True,
                      help="Huber loss delta on log-loss residuals."),
         click.option("--no-huber", is_flag=True, help="Plain least squares instead of the Huber loss."),

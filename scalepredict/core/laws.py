@@ -261,7 +261,68 @@ TIED = Law(
 )
 
 
-LAWS = {law.name: law for law in (COMPUTE, POWER, CHINCHILLA, TIED)}
+# ---- chinchilla_nd: L = E + A/N^alpha + B N^gamma / D^beta (an N x D interaction, after Farseer) --------------
+
+
+def _nd_terms(theta, X):
+    E, A, B, alpha, beta, gamma = (_col(theta, i) for i in range(6))
+    with np.errstate(divide="ignore"):
+        return np.log(A) - alpha * X["logN"], np.log(B) + gamma * X["logN"] - beta * X["logD"], np.log(E)
+
+
+def _nd_log_predict(theta, X):
+    ta, tb, te = _nd_terms(theta, X)
+    return np.logaddexp(np.logaddexp(ta, tb), te)
+
+
+def _nd_log_jacobian(theta, X):
+    ta, tb, te = _nd_terms(theta, X)
+    total = np.logaddexp(np.logaddexp(ta, tb), te)
+    wa, wb, we = np.exp(ta - total), np.exp(tb - total), np.exp(te - total)
+    # internal coordinates: log E, log A, log B, alpha, beta, gamma
+    return np.stack(np.broadcast_arrays(we, wa, wb, -wa * X["logN"], -wb * X["logD"], wb * X["logN"]), axis=-1)
+
+
+def _nd_starts(X, loss):
+    """The chinchilla grid at gamma in {-0.25, 0, 0.25}, every other point of it (6,750 starts)."""
+    return np.array([(*row, g) for row in _chinchilla_starts(X, loss)[::2] for g in (-0.25, 0.0, 0.25)])
+
+
+def nd_optimal_allocation(theta, compute):
+    """N*(C), D*(C) of the N x D law with C = 6ND: the data term is B (C/6)^-beta N^(beta+gamma), so
+    N* = G (C/6)^(beta/(alpha+beta+gamma)), G = (alpha A / ((beta+gamma) B))^(1/(alpha+beta+gamma)), D* = C/(6 N*)."""
+    E, A, B, alpha, beta, gamma = (np.asarray(theta)[..., i] for i in range(6))
+    compute = np.asarray(compute, dtype=float)
+    s = alpha + beta + gamma
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n_opt = (alpha * A / ((beta + gamma) * B)) ** (1.0 / s) * (compute / 6.0) ** (beta / s)
+        d_opt = compute / (6.0 * n_opt)
+    return n_opt, d_opt
+
+
+ND = Law(
+    name="chinchilla_nd",
+    formula="L = E + A / N^alpha + B N^gamma / D^beta",
+    inputs=("params", "tokens"),
+    params=(
+        Param("E", 1e-6, 1e3, log=True, doc="irreducible loss"),
+        Param("A", 1e-6, 1e15, log=True),
+        Param("B", 1e-6, 1e15, log=True),
+        Param("alpha", 0.0, 5.0, doc="parameter exponent"),
+        Param("beta", 0.0, 5.0, doc="data exponent"),
+        Param("gamma", -1.0, 1.0, doc="how the data term grows with model size (0: chinchilla)"),
+    ),
+    log_predict=_nd_log_predict,
+    log_jacobian=_nd_log_jacobian,
+    starts=_nd_starts,
+    doc="Chinchilla with an N x D interaction: the data term's coefficient scales with model size, the first-order "
+        "form of Farseer's N-dependent data term (Li et al. 2025).",
+    derived={"optimal_allocation": nd_optimal_allocation},
+    points="runs",
+)
+
+
+LAWS = {law.name: law for law in (COMPUTE, POWER, CHINCHILLA, TIED, ND)}
 
 
 FLOOR_NAMES = ("c", "E")  # the irreducible loss of the compute and chinchilla laws
