@@ -157,9 +157,11 @@ POWER = Law(
 
 
 def _chinchilla_terms(theta, X):
+    """The log of each term; a sixth parameter gamma (chinchilla_nd) scales the data term by N^gamma."""
     E, A, B, alpha, beta = (_col(theta, i) for i in range(5))
+    gamma = _col(theta, 5) if np.shape(theta)[-1] > 5 else 0.0
     with np.errstate(divide="ignore"):
-        return np.log(A) - alpha * X["logN"], np.log(B) - beta * X["logD"], np.log(E)
+        return np.log(A) - alpha * X["logN"], np.log(B) + gamma * X["logN"] - beta * X["logD"], np.log(E)
 
 
 def _chinchilla_log_predict(theta, X):
@@ -171,8 +173,9 @@ def _chinchilla_log_jacobian(theta, X):
     ta, tb, te = _chinchilla_terms(theta, X)
     total = np.logaddexp(np.logaddexp(ta, tb), te)
     wa, wb, we = np.exp(ta - total), np.exp(tb - total), np.exp(te - total)  # softmax weights of the 3 terms
-    # internal coordinates: log E, log A, log B, alpha, beta
-    return np.stack(np.broadcast_arrays(we, wa, wb, -wa * X["logN"], -wb * X["logD"]), axis=-1)
+    # internal coordinates: log E, log A, log B, alpha, beta (and gamma for chinchilla_nd)
+    cols = [we, wa, wb, -wa * X["logN"], -wb * X["logD"]] + ([wb * X["logN"]] if np.shape(theta)[-1] > 5 else [])
+    return np.stack(np.broadcast_arrays(*cols), axis=-1)
 
 
 def _chinchilla_starts(X, loss):
@@ -264,25 +267,6 @@ TIED = Law(
 # ---- chinchilla_nd: L = E + A/N^alpha + B N^gamma / D^beta (an N x D interaction, after Farseer) --------------
 
 
-def _nd_terms(theta, X):
-    E, A, B, alpha, beta, gamma = (_col(theta, i) for i in range(6))
-    with np.errstate(divide="ignore"):
-        return np.log(A) - alpha * X["logN"], np.log(B) + gamma * X["logN"] - beta * X["logD"], np.log(E)
-
-
-def _nd_log_predict(theta, X):
-    ta, tb, te = _nd_terms(theta, X)
-    return np.logaddexp(np.logaddexp(ta, tb), te)
-
-
-def _nd_log_jacobian(theta, X):
-    ta, tb, te = _nd_terms(theta, X)
-    total = np.logaddexp(np.logaddexp(ta, tb), te)
-    wa, wb, we = np.exp(ta - total), np.exp(tb - total), np.exp(te - total)
-    # internal coordinates: log E, log A, log B, alpha, beta, gamma
-    return np.stack(np.broadcast_arrays(we, wa, wb, -wa * X["logN"], -wb * X["logD"], wb * X["logN"]), axis=-1)
-
-
 def _nd_starts(X, loss):
     """The chinchilla grid at gamma in {-0.25, 0, 0.25}, every other point of it (6,750 starts)."""
     return np.array([(*row, g) for row in _chinchilla_starts(X, loss)[::2] for g in (-0.25, 0.0, 0.25)])
@@ -312,8 +296,8 @@ ND = Law(
         Param("beta", 0.0, 5.0, doc="data exponent"),
         Param("gamma", -1.0, 1.0, doc="how the data term grows with model size (0: chinchilla)"),
     ),
-    log_predict=_nd_log_predict,
-    log_jacobian=_nd_log_jacobian,
+    log_predict=_chinchilla_log_predict,
+    log_jacobian=_chinchilla_log_jacobian,
     starts=_nd_starts,
     doc="Chinchilla with an N x D interaction: the data term's coefficient scales with model size, the first-order "
         "form of Farseer's N-dependent data term (Li et al. 2025).",
