@@ -284,25 +284,17 @@ def nd_optimal_allocation(theta, compute):
     return n_opt, d_opt
 
 
-ND = Law(
+ND = replace(
+    CHINCHILLA,
     name="chinchilla_nd",
     formula="L = E + A / N^alpha + B N^gamma / D^beta",
-    inputs=("params", "tokens"),
-    params=(
-        Param("E", 1e-6, 1e3, log=True, doc="irreducible loss"),
-        Param("A", 1e-6, 1e15, log=True),
-        Param("B", 1e-6, 1e15, log=True),
-        Param("alpha", 0.0, 5.0, doc="parameter exponent"),
-        Param("beta", 0.0, 5.0, doc="data exponent"),
+    params=CHINCHILLA.params + (
         Param("gamma", -1.0, 1.0, doc="how the data term grows with model size (0: chinchilla)"),
     ),
-    log_predict=_chinchilla_log_predict,
-    log_jacobian=_chinchilla_log_jacobian,
     starts=_nd_starts,
     doc="Chinchilla with an N x D interaction: the data term's coefficient scales with model size, the first-order "
         "form of Farseer's N-dependent data term (Li et al. 2025).",
     derived={"optimal_allocation": nd_optimal_allocation},
-    points="runs",
 )
 
 
