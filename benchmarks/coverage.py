@@ -51,6 +51,10 @@ def simulate_isoflop(rng, factor):
     A = rng.uniform(0.5, 2.0) * n_lo**alpha
     B = rng.uniform(0.5, 2.0) * (20 * n_lo) ** beta
     theta = np.array([E, A, B, alpha, beta])
+
+    def law(N, D):
+        return E + A / N**alpha + B / D**beta
+
     noise = rng.uniform(0.003, 0.01)
     budgets = np.logspace(np.log10(lo), np.log10(lo) + rng.uniform(1.5, 2.5), int(rng.integers(3, 6)))
     rows = []
@@ -58,11 +62,11 @@ def simulate_isoflop(rng, factor):
         n_opt, _ = optimal_allocation(theta, C)
         for N in n_opt * np.geomspace(0.25, 4.0, 5):
             D = C / (6 * N)
-            L = (E + A / N**alpha + B / D**beta) * np.exp(rng.normal(0, noise))
+            L = law(N, D) * np.exp(rng.normal(0, noise))
             rows.append({"compute": C, "budget": C, "params": N, "tokens": D, "loss": L})
     target = budgets.max() * factor
     n, d = optimal_allocation(theta, target)
-    return rows, target, E + A / n**alpha + B / d**beta, noise
+    return rows, target, law(n, d), noise
 
 
 def main(argv=None):

@@ -124,38 +124,29 @@ def with_annealed_checkpoints(table: RunTable, read, metric: str | None = None, 
     """The table with its runs' checkpoints as annealed rows (see the module's docstring). A run without a curve
     or a known schedule keeps its final alone, and the table's warnings say so."""
     curves = _curves_by_run(read, metric)
-    prepared: dict = {}  # run -> _prepared(its curve), or the InputError saying why it cannot be: each made once
-
-    def prepare(run: str):
-        if run not in prepared:
-            try:
-                prepared[run] = _prepared(curves[run])
-            except InputError as e:
-                prepared[run] = e
-        if isinstance(prepared[run], InputError):
-            raise prepared[run]
-        return prepared[run]
-
-    def segment(run: str):
+    finals = [r for r in table.records if not r.get("checkpoint")]
+    prepared, why = {}, {}  # run -> _prepared(its curve), or the InputError saying why it cannot be: each made once
+    for run in {str(r.get("run")) for r in finals} & curves.keys():
         try:
-            return prepare(run)[1]
-        except InputError:
-            return None
-
+            prepared[run] = _prepared(curves[run])
+        except InputError as e:
+            why[run] = e
     rows, missing = [], []
-    for r in table.records:
-        if r.get("checkpoint"):
-            continue
+    for r in finals:
         run = str(r.get("run"))
         if run not in curves:
             missing.append(f"{run} (no curve)")
             continue
-        try:
-            own = prepare(run)
-            segs = [g for g in map(segment, _companions(table, r, curves)) if g is not None]
-            points = _annealed(own, segs, float(r["loss"]), fractions, law)
-        except InputError as e:
-            missing.append(f"{run} ({str(e).split(': ', 2)[-1]})")
+        err = why.get(run)
+        if err is None:
+            own = prepared[run]
+            segs = [prepared[o][1] for o in _companions(table, r, curves) if o in prepared]
+            try:
+                points = _annealed(own, segs, float(r["loss"]), fractions, law)
+            except InputError as e:
+                err = e
+        if err is not None:
+            missing.append(f"{run} ({str(err).split(': ', 2)[-1]})")
             continue
         end = float(own[0].total)  # the step the fractions are counted of
         for s, loss in points:

@@ -70,7 +70,6 @@ def test_optimal_allocation_matches_hand_derivation():
     assert 0.34 * 406.4 / n**0.34 == pytest.approx(0.28 * 410.7 / d**0.28, rel=1e-9)
 
 
-
 def test_the_n_by_d_law_recovers_a_data_term_that_grows_with_model_size():
     """L = E + A/N^alpha + B N^gamma / D^beta (chinchilla_nd, after Farseer): on IsoFLOP sweeps drawn from it, the
     fit recovers gamma and predicts 100x ahead within 1%, where the chinchilla law (gamma = 0) misses by more."""
@@ -101,6 +100,7 @@ def test_the_n_by_d_law_allocation_is_the_minimum_along_the_budget():
         return 1.8 + 400.0 / m**0.34 + 2000.0 * m**0.05 / (C / (6 * m)) ** 0.30
 
     assert loss(n) < min(loss(n * 1.01), loss(n / 1.01))
+
 
 def test_chinchilla_replication_lands_inside_epoch_intervals():
     """Besiroglu et al. 2024: dropping the 5 highest-loss points, E=1.817, alpha=0.348, beta=0.366, with

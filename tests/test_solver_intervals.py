@@ -47,7 +47,6 @@ def test_batched_solver_finds_what_scipy_least_squares_huber_finds(law_name, see
     assert np.allclose(law.to_natural(u[best]), law.to_natural(refs[ref_best]), rtol=2e-3, atol=1e-6)
 
 
-
 @pytest.mark.parametrize("name", [n for n, law in LAWS.items() if law.log_jacobian is not None])
 def test_each_analytic_jacobian_matches_central_differences(name):
     """d log L / d (internal coordinates) as the law states it, against central differences at a generic point:
@@ -68,6 +67,7 @@ def test_each_analytic_jacobian_matches_central_differences(name):
         fd = (np.reshape(law.log_predict(law.to_natural(up), X), -1)
               - np.reshape(law.log_predict(law.to_natural(dn), X), -1)) / (2 * h)
         np.testing.assert_allclose(J[:, j], fd, rtol=1e-6, atol=1e-9)
+
 
 def test_bootstrap_term_is_the_quantile_spread_over_z():
     rng = np.random.default_rng(0)
