@@ -7,7 +7,7 @@ over the last 1,450 of 5,100 steps, read from the source it prints), and CPU run
 recipe (two model sizes, each under a cosine, a warmup-stable-decay and a constant schedule, validation every
 1/40 of the run; cached in --out). For each curve and prefix (the first 25% and 50% of its steps), each law is
 fitted on the prefix and predicts the last logged validation loss; printed: the error, whether the 90% interval
-covers, and the mean over curves. Then across schedules: each CPU model's cosine and constant curves fitted
+covers, whether the forecast warned that the run's decay lies beyond the curve fitted, and the mean over curves. Then across schedules: each CPU model's cosine and constant curves fitted
 together predict its WSD run's final loss.
 
     python experiments/forecast_curves.py [--out sweeps/forecast-dev] [--json figures/forecast-curves.json]
@@ -96,7 +96,8 @@ def forecast(curve: dict, prefix: float, law: str) -> dict:
     actual = float(curve["loss"][-1])
     return {"curve": curve["name"], "prefix": prefix, "law": law, "points": p["points"], "predicted": p["loss"],
             "lower": p["lower"], "upper": p["upper"], "actual": actual, "rel_error": p["loss"] / actual - 1,
-            "covered": p["lower"] is not None and p["lower"] <= actual <= p["upper"]}
+            "covered": p["lower"] is not None and p["lower"] <= actual <= p["upper"],
+            "warned": bool(p["warnings"])}
 
 
 def across_schedules(curves: list[dict]) -> list[dict]:
@@ -125,7 +126,7 @@ def main():
     for r in rows:
         print(f"{r['curve'][:44]:<44} {r['prefix']:>4.0%} {r['law']:<10} {r['predicted']:.4f} "
               f"{band(r)} actual {r['actual']:.4f} {r['rel_error']:+.2%} "
-              f"{'ok' if r['covered'] else 'MISS'}")
+              f"{'ok' if r['covered'] else 'MISS'}{' (warned: decay unseen)' if r['warned'] else ''}")
     summary = {}
     for law in LAWS:
         for f in PREFIXES:

@@ -182,3 +182,27 @@ def test_a_bootstrap_that_overflows_gives_no_interval_instead_of_a_crash(monkeyp
     assert q["lower"] is None and math.isfinite(q["loss"])
     assert mixture_interval(np.log([2.0, 2.1]), [{"lower": 0.0, "upper": 3.0}, {"lower": 1.9, "upper": 2.3}],
                             np.array([0.5, 0.5]), 0.9) == (None, None)
+
+
+def test_a_decay_ahead_that_the_curve_so_far_never_saw_is_warned_about(tmp_path):
+    """A WSD run forecast from its constant phase: what the decay is worth is not in the data (the laws' decay terms
+    are fitted on none), and the forecast says so; the same run forecast once its decay has begun, and a cosine run
+    (decaying from its warmup on), are not warned about."""
+    wsd = schedules.build("wsd", 5000, warmup=100, final=0.0, decay=0.3)
+    spec = "wsd:total=5000,warmup=100,final=0.0,decay=0.3"
+    early = write_nanogpt(tmp_path / "stable.log", wsd, np.arange(250, 3001, 250),
+                          annealing_loss(wsd, np.arange(250, 3001, 250)))
+    late = write_nanogpt(tmp_path / "decaying.log", wsd, np.arange(250, 4001, 250),
+                         annealing_loss(wsd, np.arange(250, 4001, 250)))
+    cos = schedules.build("cosine", 5000, warmup=100, final=0.1)
+    steps = np.arange(250, 2751, 250)
+    cosine = write_nanogpt(tmp_path / "cosine.log", cos, steps, annealing_loss(cos, steps))
+    said = {}
+    for log, sched in ((early, spec), (late, spec), (cosine, "cosine:total=5000,warmup=100,final=0.1")):
+        r = CliRunner().invoke(cli, ["forecast", str(log), "--schedule", sched, "--json"])
+        assert r.exit_code == 0, r.output
+        said[log.stem] = json.loads(r.stdout)["forecasts"][0]["warnings"]
+    assert len(said["stable"]) == 1 and "decays after step 3000 but not within the curve fitted" in said["stable"][0]
+    assert said["decaying"] == [] and said["cosine"] == []
+    r = CliRunner().invoke(cli, ["forecast", str(early), "--schedule", spec])  # the table: on stderr, one line
+    assert r.exit_code == 0 and r.stderr.count("warning: ") == 1 and "stable.log: run 'stable'" in r.stderr

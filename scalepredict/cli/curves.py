@@ -66,7 +66,7 @@ def _show(results, as_json, level) -> None:
     if as_json:
         emit_json({"forecasts": [public(r) for r in results]}, "the forecasts")
         return
-    warn([w for r in results for w in r["_fit"].warnings])
+    warn([w for r in results for w in r["_fit"].warnings + r["warnings"]])
     click.echo(f"{'run':<28} {'metric':<12} {'at step':>8} {'loss':>8}  {int(round(level * 100))}% interval"
                f"{'':6} law        from")
     for r in results:
