@@ -224,7 +224,7 @@ def status_with_forecasts(folder) -> dict:
             curve = val if val is not None and len(val.steps) >= 2 * MIN_POINTS else curves["train_loss"]
             f = forecast_run(curve, n_boot=100)
             row["forecast"] = {"metric": curve.metric, "step": f["step"], "loss": f["loss"], "lower": f["lower"],
-                               "upper": f["upper"]}
+                               "upper": f["upper"], "decay_unseen": bool(f["warnings"])}
         except (InputError, KeyError) as e:
             row["forecast_note"] = str(e).split(": ", 2)[-1] if isinstance(e, InputError) else "no loss logged yet"
     return st

@@ -206,3 +206,40 @@ def test_a_decay_ahead_that_the_curve_so_far_never_saw_is_warned_about(tmp_path)
     assert said["decaying"] == [] and said["cosine"] == []
     r = CliRunner().invoke(cli, ["forecast", str(early), "--schedule", spec])  # the table: on stderr, one line
     assert r.exit_code == 0 and r.stderr.count("warning: ") == 1 and "stable.log: run 'stable'" in r.stderr
+
+
+
+def test_status_forecasts_a_stopped_run_and_says_when_its_decay_is_still_ahead(tmp_path):
+    """Two sweep folders, each with a run stopped half-way, one under a cosine plan and one under a WSD plan still in
+    its stable phase: `status` forecasts each run's last step from its log under its planned schedule (within 3% of
+    the law that drew the curves) and marks the WSD forecast as made before its decay."""
+    from types import SimpleNamespace
+
+    from scalepredict.config import TrainConfig
+    from scalepredict.plan import lr_at
+
+    from .conftest import write_jsonl
+
+    spec = {"run": "r1", "budget": 1e12, "compute": 1e12, "params": 1e4, "tokens": 1e7, "steps": 4000,
+            "warmup_steps": 100, "lr": 1e-2}
+    steps = np.arange(100, 2001, 50)
+    rows = {}
+    for sched in ("cosine", "wsd"):
+        out = tmp_path / sched
+        lr = np.array([lr_at(i, SimpleNamespace(**spec), TrainConfig(schedule=sched, wsd_decay_frac=0.3))
+                       for i in range(4000)])
+        (out / "runs" / "r1").mkdir(parents=True)
+        write_jsonl(out / "runs" / "r1" / "log.jsonl",
+                    [{"step": int(s), "tokens": int(s) * 512, "train_loss": float(v), "lr": float(lr[s]), "seconds": 0.1}
+                     for s, v in zip(steps, annealing_loss(lr, steps))])  # as the trainer logs
+        (out / "sweep.json").write_text(json.dumps({"plan": [spec], "config": {
+            "name": "t", "train": {"schedule": sched, "wsd_decay_frac": 0.3}}}))
+        r = CliRunner().invoke(cli, ["status", str(out), "--json"])
+        assert r.exit_code == 0, r.output
+        rows[sched] = json.loads(r.stdout)["runs"][0]
+        f = rows[sched]["forecast"]
+        assert rows[sched]["state"] == "stopped" and f["step"] == 4000
+        assert f["loss"] == pytest.approx(annealing_loss(lr, [4000])[0], rel=0.03) and f["lower"] < f["upper"]
+    assert rows["wsd"]["forecast"]["decay_unseen"] and not rows["cosine"]["forecast"]["decay_unseen"]
+    r = CliRunner().invoke(cli, ["status", str(tmp_path / "wsd")])
+    assert r.exit_code == 0 and "(its LR decay not yet seen)" in r.output

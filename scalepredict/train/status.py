@@ -143,6 +143,8 @@ def status_lines(st: dict) -> list[str]:
         if r.get("forecast"):
             f = r["forecast"]
             line += f"  forecast {f['loss']:.4f} {band(f)} at step {f['step']:,}"
+            if f.get("decay_unseen"):  # forecast.unseen_decay: what the decay ahead brings is not yet measured
+                line += " (its LR decay not yet seen)"
         lines.append(line)
     c = st["counts"]
     lines.append("")
