@@ -130,13 +130,13 @@ def forecast_run(curve: RunCurve, given=None, at_step: int | None = None, level:
     out = {"run": curve.run, "metric": curve.metric, "source": curve.source, "step": target, "loss": p["loss"],
            "lower": p["lower"], "upper": p["upper"], "level": level, "law": fit.law_name,
            "points": len(seg.steps), "last_step": int(curve.steps[-1]), "schedule": sched.source,
-           "warnings": [w for w in [unseen_decay(curve, seg, sched.lr, target)] if w],
+           "warnings": unseen_decay(curve, seg, sched.lr, target),
            "_fit": fit, "_schedule": sched, "_segment": seg}
     if "laws" in p:
         out["laws"] = p["laws"]
     if what_if is not None:
         w = fit.predict(what_if.lr, [what_if.total], level)[0]
-        out["warnings"] += [w for w in [unseen_decay(curve, seg, what_if.lr, what_if.total)] if w]
+        out["warnings"] += unseen_decay(curve, seg, what_if.lr, what_if.total)
         out["what_if"] = {"schedule": what_if.source, "step": what_if.total, "loss": w["loss"], "lower": w["lower"],
                           "upper": w["upper"]}
     return out
@@ -145,22 +145,22 @@ def forecast_run(curve: RunCurve, given=None, at_step: int | None = None, level:
 DECAY_SEEN = 0.05  # a fall of the LR below 95% of its peak within the fitted points is a decay the laws can measure
 
 
-def unseen_decay(curve: RunCurve, seg: Segment, lr: np.ndarray, target: int) -> str | None:
-    """A warning where the LR decays before `target` but not within the fitted points: the annealing law's C and the
-    multi-power law's B (what a decay is worth) are then fitted on no decay at all, and the forecast's drop is
-    theirs alone, not the curve's (modded-nanogpt's WSD run forecast from its constant half: the laws spread from
-    -0.2% to +3.5% at its end)."""
+def unseen_decay(curve: RunCurve, seg: Segment, lr: np.ndarray, target: int) -> list[str]:
+    """A warning (a list of one, else none) where the LR decays before `target` but not within the fitted points:
+    the annealing law's C and the multi-power law's B (what a decay is worth) are then fitted on no decay at all,
+    and the forecast's drop is theirs alone, not the curve's (modded-nanogpt's WSD run forecast from its constant
+    half: the laws spread from -0.2% to +3.5% at its end)."""
     first, last = int(seg.steps[0]), int(seg.steps[-1])
     peak = float(np.max(lr)) if len(lr) else 0.0
     if peak <= 0 or last >= target:
-        return None
+        return []
     seen = float(np.min(lr[first:last])) if last > first else peak
     ahead = float(np.min(lr[last:target]))
     if seen < (1 - DECAY_SEEN) * peak or ahead >= (1 - DECAY_SEEN) * peak:
-        return None
-    return (f"{curve.source}: run '{curve.run}': its LR decays after step {last} but not within the curve fitted; "
+        return []
+    return [f"{curve.source}: run '{curve.run}': its LR decays after step {last} but not within the curve fitted; "
             f"the drop that decay brings by step {target} is extrapolated by the laws, not measured on this run "
-            f"(trust the interval over the point)")
+            f"(trust the interval over the point)"]
 
 
 def public(result: dict) -> dict:
