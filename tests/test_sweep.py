@@ -1,6 +1,7 @@
 import json
 import re
 from dataclasses import asdict, replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -330,13 +331,18 @@ def test_a_run_folder_in_use_is_refused_by_a_second_trainer(tmp_path):
     assert rec["status"] == "ok"
 
 
-def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
-    cfg_path = tmp_path / "tiny.toml"
-    cfg_path.write_text(FOUR_BUDGETS)
-    out = tmp_path / "sweep"
-    calls = []
+@pytest.fixture(scope="module")
+def four_budget_sweep(tmp_path_factory):
+    """A four-budget sweep trained in turn in this process (bracketing included), stopped by a Ctrl-C as its fourth
+    run starts and finished by a second `sweep`: test_sweep_end_to_end_resume_and_foreign_directory checks that
+    story, and the tests that need a finished sweep copy it instead of training one again."""
     from scalepredict.train import trainer
 
+    tmp = tmp_path_factory.mktemp("four")
+    cfg_path = tmp / "tiny.toml"
+    cfg_path.write_text(FOUR_BUDGETS)
+    out = tmp / "sweep"
+    calls = []
     original = trainer.train_run
 
     def flaky(spec, *a, **k):
@@ -345,33 +351,45 @@ def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(spec, *a, **k)
 
-    monkeypatch.setattr(trainer, "train_run", flaky)  # in this process: the sequential path (--jobs 1)
-    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1"])
-    assert r.exit_code == 130
+    cmd = ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1", "--device", "cpu"]
+    with pytest.MonkeyPatch.context() as mp:  # in this process: the sequential path (--jobs 1)
+        mp.setattr(trainer, "train_run", flaky)
+        stopped = CliRunner().invoke(cli, cmd)
     first = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
-    assert first == calls[:3]
-    monkeypatch.setattr(trainer, "train_run", original)
-    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "1"])
-    assert r.exit_code == 0, r.output
+    resumed = CliRunner().invoke(cli, cmd)
+    assert resumed.exit_code == 0, resumed.output
+    return SimpleNamespace(cfg=cfg_path, out=out, calls=calls, stopped=stopped, first=first, resumed=resumed)
+
+
+def test_sweep_end_to_end_resume_and_foreign_directory(tmp_path, four_budget_sweep):
+    sw = four_budget_sweep
+    out = sw.out
+    assert sw.stopped.exit_code == 130
+    assert sw.first == sw.calls[:3]
     runs = [json.loads(l) for l in (out / "runs.jsonl").read_text().splitlines()]
     ids = [x["run"] for x in runs]
     meta = json.loads((out / "sweep.json").read_text())
-    planned = [sp.id for sp in plan(load_config(str(cfg_path)))]
+    planned = [sp.id for sp in plan(load_config(str(sw.cfg)))]
     added = [b["run"] for b in meta.get("bracket", [])]  # sets whose best run was at an edge got a size beyond it
     assert len(ids) == len(set(ids)) and sorted(ids) == sorted(planned + added)
-    assert ids[:3] == first
+    assert ids[:3] == sw.first
     for name in ("sweep.json", "fit.json", "predictions.json", "prediction.png", "report.md"):
         assert (out / name).exists(), name
-    assert "resuming" in r.output
+    assert "resuming" in sw.resumed.output
     preds = json.loads((out / "predictions.json").read_text())["predictions"]
     assert preds[0]["compute"] == 3.2e11 and preds[0]["lower"] < preds[0]["loss"] < preds[0]["upper"]
-    meta = json.loads((out / "sweep.json").read_text())
     assert len(meta["data"]["fingerprint"]) == 64 and meta["versions"]["torch"] == torch.__version__
     # a different config on the same folder is refused, and nothing is lost
-    cfg_path.write_text(FOUR_BUDGETS.replace("lr = 1e-2", "lr = 2e-2"))
-    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(out)])
+    other = tmp_path / "other.toml"
+    other.write_text(FOUR_BUDGETS.replace("lr = 1e-2", "lr = 2e-2"))
+    def results():  # every file of the sweep but its lock, which names its last holder
+        return {p: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+
+    before = results()
+    r = CliRunner().invoke(cli, ["sweep", "--config", str(other), "--out", str(out)])
     assert r.exit_code == 2 and "different config" in r.stderr
     assert [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()] == ids
+    assert results() == before
 
 
 def test_bracketing_adds_the_next_size_beyond_an_edge_minimum(tmp_path):
@@ -407,26 +425,12 @@ def test_bracketing_adds_the_next_size_beyond_an_edge_minimum(tmp_path):
     assert bracket_next(replace(cfg, sweep=replace(cfg.sweep, bracket=0)), specs, planned, done) == []
 
 
-@pytest.fixture(scope="module")
-def four_budget_sweep(tmp_path_factory):
-    """A finished four-budget sweep trained in turn in this process (bracketing included): the tests that need one
-    copy it instead of training it again."""
-    tmp = tmp_path_factory.mktemp("four")
-    cfg_path = tmp / "tiny.toml"
-    cfg_path.write_text(FOUR_BUDGETS)
-    r = CliRunner().invoke(cli, ["sweep", "--config", str(cfg_path), "--out", str(tmp / "sweep"), "--jobs", "1",
-                                 "--device", "cpu"])
-    assert r.exit_code == 0, r.output
-    return cfg_path, tmp / "sweep"
-
-
 def test_finished_runs_whose_records_never_reached_the_table_are_recovered_not_retrained(tmp_path, monkeypatch,
                                                                                          four_budget_sweep):
     import shutil
 
-    cfg_path, done = four_budget_sweep
-    out = tmp_path / "sweep"
-    shutil.copytree(done, out)
+    cfg_path, out = four_budget_sweep.cfg, tmp_path / "sweep"
+    shutil.copytree(four_budget_sweep.out, out)
     lines = (out / "runs.jsonl").read_text().splitlines(keepends=True)
     (out / "runs.jsonl").write_text("".join(lines[:-2]))  # the sweep died after two runs finished, before appending
     added = {b["run"] for b in json.loads((out / "sweep.json").read_text())["bracket"]}
@@ -558,7 +562,7 @@ def test_config_digest_ignores_settings_left_at_their_default(tmp_path):
 
 
 def test_parallel_cpu_sweep_trains_every_run_once_to_the_same_losses(tmp_path, four_budget_sweep):
-    _, seq_out = four_budget_sweep
+    seq_out = four_budget_sweep.out
     cfg_path = tmp_path / "tiny.toml"
     # no bracketing: losses differ by ~0.5% between the two, which may flip a near tie at a set's edge
     cfg_path.write_text(FOUR_BUDGETS.replace("min_steps = 20\n", "min_steps = 20\nbracket = 0\n"))
