@@ -36,7 +36,7 @@ seq_len = 32
 aspect = 16
 head_dim = 8
 [sweep]
-budgets = [2e9, 8e9, 3.2e10]
+budgets = [2e9, 4e9, 8e9]
 sizes_per_budget = 2
 repeats = 0
 bracket = 0
