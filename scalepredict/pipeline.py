@@ -86,7 +86,7 @@ def finish_sweep(cfg: Config, folder: SweepFolder | Path, echo=print) -> dict:
     bt, why = report_backtest(table, fit)
     if bt is not None:
         atomic_write_json(folder.backtest, bt)
-    for w in fit.warnings:
+    for w in fit.warnings + sorted({p["warning"] for p in preds if "warning" in p}):
         echo(f"warning: {w}")
     prediction_figure(fit, folder.prediction_png, targets=targets)
     meta = read_json_object(folder.meta, "a sweep file (sweep.json)")

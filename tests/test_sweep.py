@@ -231,7 +231,9 @@ def test_parallel_sweep_stopped_by_sigterm_or_killed_leaves_no_worker_and_resume
     import time
 
     cfg_path = tmp_path / "tiny.toml"
-    cfg_path.write_text(FOUR_BUDGETS)
+    # three budgets: nine runs and their bracketing, too few frontier points for the compute law, so the end step
+    # fits and predicts with the N-D laws alone (a compute target then crashed `predict` with a ZeroDivisionError)
+    cfg_path.write_text(FOUR_BUDGETS.replace(", 1.6e10]", "]"))
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "scalepredict", "sweep", "--config", str(cfg_path), "--out", str(out), "--jobs", "2"]
 
@@ -273,6 +275,8 @@ def test_parallel_sweep_stopped_by_sigterm_or_killed_leaves_no_worker_and_resume
     assert rc == -signal.SIGKILL
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+    assert "the compute law cannot be fitted to the frontier" in r.stdout
+    assert len(json.loads((out / "predictions.json").read_text())["predictions"]) == 1
     ids = [json.loads(l)["run"] for l in (out / "runs.jsonl").read_text().splitlines()]
     meta = json.loads((out / "sweep.json").read_text())
     planned = [sp.id for sp in plan(load_config(str(cfg_path)))] + [b["run"] for b in meta.get("bracket", [])]

@@ -40,6 +40,8 @@ from .result import Fit, Member
 from .single import fit_single
 
 NEAR_FRACTION = 0.5  # of a set with 4 or more sizes, the half around its minimum (at least 3 sizes)
+UNMATCHED = ("no compute law in the average (too few frontier points): the N-D laws read this target's exact FLOPs "
+             "as 6ND at their compute-optimal split, which counts no attention FLOPs (a few percent more compute)")
 
 
 def near_frontier(table: RunTable, fraction: float = NEAR_FRACTION) -> np.ndarray:
@@ -228,8 +230,8 @@ class LawAverage:
         if self.compute_convention != "exact":
             return self.average_of
         compute_law = [m for m in self.average_of if m.fit.inputs == ("compute",)]
-        if not nd:
-            return compute_law
+        if not nd:  # where the compute law is not in the average (too few frontier points): the N-D laws
+            return compute_law or self.average_of
         if not given_compute:
             return [m for m in self.average_of if m not in compute_law] or self.average_of
         return self.average_of
@@ -248,6 +250,8 @@ class LawAverage:
         compute = np.atleast_1d(np.asarray(compute, dtype=float))
         nd = params is not None and tokens is not None
         members = self._members_for(nd, given)
+        unmatched = not nd and self.compute_convention == "exact" and all(m.fit.inputs != ("compute",)
+                                                                          for m in members)
         per = [m.fit.predict(compute=compute, params=params if nd and m.fit.inputs != ("compute",) else None,
                              tokens=tokens if nd and m.fit.inputs != ("compute",) else None, level=level)
                for m in members]
@@ -262,7 +266,7 @@ class LawAverage:
                         "params": None if not nd else float(np.atleast_1d(params)[i]),
                         "tokens": None if not nd else float(np.atleast_1d(tokens)[i]),
                         "members": {m.candidate.name: p[i]["loss"] for m, p in zip(members, per)}})
-            warned = [p[i]["warning"] for p in per if "warning" in p[i]]
+            warned = [p[i]["warning"] for p in per if "warning" in p[i]] + ([UNMATCHED] if unmatched else [])
             if warned:
                 rec["warning"] = warned[0]
             out.append(rec)
