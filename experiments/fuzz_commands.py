@@ -1,10 +1,10 @@
 """Random tables and curves through the fitting commands: the randomized complement of hostile_inputs.py.
 
 Run tables of 2-8 runs on 1-4 budgets (plain, duplicated rows, flat or rising losses, losses of 1e-9, compute near
-the float limit, params and tokens on only some rows, budget columns) go through `fit` with a random law, `predict`
-at hostile targets (0, negative, 1e300, nan, inf), `plot` and `backtest`; curves of 1-60 points (flat, rising, a NaN,
-1e-12 or 1e300 losses, the LR on some lines only) through `forecast` with valid and invalid schedules, steps and
-what-ifs. The promise checked: exit 0 or 2, never a traceback, and every number `forecast --json` prints finite.
+the float limit, params and tokens on only some rows, budget columns, exact FLOPs as a sweep records them) go
+through `fit` with a random law, `predict` at hostile targets (0, negative, 1e300, nan, inf), `plot` and
+`backtest`; curves of 1-60 points (flat, rising, a NaN, 1e-12 or 1e300 losses, the LR on some lines only) through
+`forecast` with valid and invalid schedules, steps and what-ifs. The promise checked: exit 0 or 2, never a traceback, and every number `forecast --json` prints finite.
 
     python experiments/fuzz_commands.py [--seed 0] [--tables 80] [--curves 120]
 
@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from scalepredict.cli import cli
 
-KINDS = ("plain", "dup", "flat", "rising", "tiny", "huge", "mixed", "budget")
+KINDS = ("plain", "dup", "flat", "rising", "tiny", "huge", "mixed", "budget", "exact")
 LAWS = ("auto", "compute", "chinchilla", "chinchilla_tied", "chinchilla_nd", "power")
 SCHEDULES = ("cosine:total=2000,warmup=100,final=0.1", "wsd:total=2000,warmup=0,decay=0.2", "constant:total=2000",
              "linear:total=100", "cosine:total=0", "cosine:total=-5", "cosine:total=2000,warmup=5000",
@@ -55,6 +55,8 @@ def run_table(rng, kind: str) -> list[dict]:
             del r["params"], r["tokens"]
         elif kind == "budget":
             r["budget"] = c
+        elif kind == "exact":  # a sweep's own records: exact FLOPs, above 6ND by the attention's share
+            r.update(budget=c, compute_convention="exact", tokens=c / (6.6 * n))
         rows.append(r)
     return rows
 
