@@ -7,8 +7,8 @@ over the last 1,450 of 5,100 steps, read from the source it prints), and CPU run
 recipe (two model sizes, each under a cosine, a warmup-stable-decay and a constant schedule, validation every
 1/40 of the run; cached in --out). For each curve and prefix (the first 25% and 50% of its steps), each law is
 fitted on the prefix and predicts the last logged validation loss; printed: the error, whether the 90% interval
-covers, whether the forecast warned that the run's decay lies beyond the curve fitted, and the mean over curves. Then across schedules: each CPU model's cosine and constant curves fitted
-together predict its WSD run's final loss.
+covers, whether the forecast warned that the run's decay lies beyond the curve fitted, and the mean over curves.
+Then across schedules: each CPU model's cosine and constant curves fitted together predict its WSD run's final loss.
 
     python experiments/forecast_curves.py [--out sweeps/forecast-dev] [--json figures/forecast-curves.json]
 """

@@ -4,7 +4,8 @@ Run tables of 2-8 runs on 1-4 budgets (plain, duplicated rows, flat or rising lo
 the float limit, params and tokens on only some rows, budget columns, exact FLOPs as a sweep records them) go
 through `fit` with a random law, `predict` at hostile targets (0, negative, 1e300, nan, inf), `plot` and
 `backtest`; curves of 1-60 points (flat, rising, a NaN, 1e-12 or 1e300 losses, the LR on some lines only) through
-`forecast` with valid and invalid schedules, steps and what-ifs. The promise checked: exit 0 or 2, never a traceback, and every number `forecast --json` prints finite.
+`forecast` with valid and invalid schedules, steps and what-ifs. The promise checked: exit 0 or 2, never a
+traceback, and every number `forecast --json` prints finite.
 
     python experiments/fuzz_commands.py [--seed 0] [--tables 80] [--curves 120]
 
