@@ -2,7 +2,8 @@
 on the development curves, and runs of one model under three schedules.
 
 Development curves: llm.c's GPT-2 124M on 10B tokens (../shared/data: validation every 250 steps, the LR logged at
-every step), modded-nanogpt's 124M record (validation every 125 steps; its schedule, constant then a linear decay
+every step), llm.c's GPT-2 350M on 31B tokens (validation every 250 steps; its LR not logged: llm.c's cosine
+schedule as the 124M log shows it, over 60,000 steps), modded-nanogpt's 124M record (validation every 125 steps; its schedule, constant then a linear decay
 over the last 1,450 of 5,100 steps, read from the source it prints), and CPU runs trained here with the cpu-demo
 recipe (two model sizes, each under a cosine, a warmup-stable-decay and a constant schedule, validation every
 1/40 of the run; cached in --out). For each curve and prefix (the first 25% and 50% of its steps), each law is
@@ -45,6 +46,14 @@ def real_curves() -> list[dict]:
         sched = np.zeros(max(lr.steps) + 1)
         sched[lr.steps] = lr.values
         out.append({"name": "llm.c GPT-2 124M (10B tokens)", "lr": sched, "steps": np.array(val.steps),
+                    "loss": np.array(val.values)})
+    p = DATA / "llmc" / "llmc_gpt2_350M_main.log"
+    if p.exists():  # its LR is not logged: llm.c's schedule, as the 124M run above logs it (cosine to zero after
+        # 700 warmup steps; build() matches that log within its printed precision), over this run's 60,000 steps
+        _, curves = read_curves(p)
+        val = next(c for c in curves if c.metric == "val_loss")
+        sched = schedules.build("cosine", 60000, warmup=700, final=0.0)
+        out.append({"name": "llm.c GPT-2 350M (31B tokens)", "lr": sched, "steps": np.array(val.steps),
                     "loss": np.array(val.values)})
     p = DATA / "modded_nanogpt" / "modded_nanogpt_124M_2024-10-14_ModernArch.txt"
     if p.exists():
