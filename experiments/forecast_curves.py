@@ -2,14 +2,15 @@
 on the development curves, and runs of one model under three schedules.
 
 Development curves: llm.c's GPT-2 124M on 10B tokens (../shared/data: validation every 250 steps, the LR logged at
-every step), llm.c's GPT-2 350M on 31B tokens (validation every 250 steps; its LR not logged: llm.c's cosine
-schedule as the 124M log shows it, over 60,000 steps), modded-nanogpt's 124M record (validation every 125 steps;
-its schedule, constant then a linear decay over the last 1,450 of 5,100 steps, read from the source it prints), and
-CPU runs trained here with the cpu-demo recipe (two model sizes, each under a cosine, a warmup-stable-decay and a
-constant schedule, validation every 1/40 of the run; cached in --out). For each curve and prefix (the first 25%
-and 50% of its steps), each law is fitted on the prefix and predicts the last logged validation loss; printed: the error, whether the 90% interval
-covers, whether the forecast warned that the run's decay lies beyond the curve fitted, and the mean over curves.
-Then across schedules: each CPU model's cosine and constant curves fitted together predict its WSD run's final loss.
+every step), llm.c's GPT-2 350M on 31B tokens (validation every 250 steps; its LR not logged: llm.c's cosine schedule
+as the 124M log shows it, over 60,000 steps), modded-nanogpt's 124M record (validation every 125 steps; its schedule,
+constant then a linear decay over the last 1,450 of 5,100 steps, read from the source it prints), and CPU runs
+trained here with the cpu-demo recipe (two model sizes, each under a cosine, a warmup-stable-decay and a constant
+schedule, validation every 1/40 of the run; cached in --out). For each curve and prefix (the first 25% and 50% of its
+steps), each law is fitted on the prefix and predicts the last logged validation loss; printed: the error, whether
+the 90% interval covers, whether the forecast warned that the run's decay lies beyond the curve fitted, and the mean
+over curves. Then across schedules: each CPU model's cosine and constant curves fitted together predict its WSD run's
+final loss.
 
     python experiments/forecast_curves.py [--out sweeps/forecast-dev] [--json figures/forecast-curves.json]
 """
