@@ -5,6 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# pytest-xdist's workers (pyproject.toml's addopts: one per core) each train on one thread, and so do the CLI
+# processes they start: two workers on two threads each would contend for the cores
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 # the project's development data (../shared/data beside the clone, or SCALEPREDICT_SHARED_DATA)
 SHARED = Path(os.environ.get("SCALEPREDICT_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
