@@ -37,12 +37,17 @@ PREFIXES = (0.25, 0.5)
 LAWS = ("auto", "annealing", "multipower", "power")
 
 
+def _read(path: Path):
+    """A log's validation-loss curve and its curves."""
+    _, curves = read_curves(path)
+    return next(c for c in curves if c.metric == "val_loss"), curves
+
+
 def real_curves() -> list[dict]:
     out = []
     p = DATA / "llmc" / "llmc_gpt2_124M_10B_main.log"
     if p.exists():
-        _, curves = read_curves(p)
-        val = next(c for c in curves if c.metric == "val_loss")
+        val, curves = _read(p)
         lr = next(c for c in curves if c.metric == "lr")
         sched = np.zeros(max(lr.steps) + 1)
         sched[lr.steps] = lr.values
@@ -51,15 +56,13 @@ def real_curves() -> list[dict]:
     p = DATA / "llmc" / "llmc_gpt2_350M_main.log"
     if p.exists():  # its LR is not logged: llm.c's schedule, as the 124M run above logs it (cosine to zero after
         # 700 warmup steps; build() matches that log within its printed precision), over this run's 60,000 steps
-        _, curves = read_curves(p)
-        val = next(c for c in curves if c.metric == "val_loss")
+        val, _ = _read(p)
         sched = schedules.build("cosine", 60000, warmup=700, final=0.0)
         out.append({"name": "llm.c GPT-2 350M (31B tokens)", "lr": sched, "steps": np.array(val.steps),
                     "loss": np.array(val.values)})
     p = DATA / "modded_nanogpt" / "modded_nanogpt_124M_2024-10-14_ModernArch.txt"
     if p.exists():
-        _, curves = read_curves(p)
-        val = next(c for c in curves if c.metric == "val_loss")
+        val, _ = _read(p)
         sched = schedules.build("wsd", 5100, warmup=0, final=0.0, decay=1450 / 5100)
         out.append({"name": "modded-nanogpt 124M (WSD)", "lr": sched, "steps": np.array(val.steps),
                     "loss": np.array(val.values)})
