@@ -12,7 +12,7 @@ from scalepredict.core import schedules
 from scalepredict.core.curves import Segment, fit_curve, fit_curves
 from scalepredict.errors import InputError
 
-from .conftest import shared_file
+from .conftest import shared_file, write_jsonl
 
 
 def annealing_loss(lr, steps, L0=2.0, A=3.0, alpha=0.45, C=2e-4):
@@ -219,8 +219,6 @@ def test_status_forecasts_a_stopped_run_and_says_when_its_decay_is_still_ahead(t
 
     from scalepredict.config import TrainConfig
     from scalepredict.plan import lr_at
-
-    from .conftest import write_jsonl
 
     spec = {"run": "r1", "budget": 1e12, "compute": 1e12, "params": 1e4, "tokens": 1e7, "steps": 4000,
             "warmup_steps": 100, "lr": 1e-2}
