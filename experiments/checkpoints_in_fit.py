@@ -2,14 +2,14 @@
 
 Each run of a scalepredict sweep logs its training loss every 10 steps (and its validation loss every
 `eval_interval` steps where the config sets one). With `--checkpoints`, each run's checkpoints at 1/4, 1/2 and 3/4
-of its steps become the finals of shorter runs through the LR-annealing law of its curve under its planned schedule
+of its steps become the finals of shorter runs through the multi-power law of its curve under its planned schedule
 (scalepredict/annealed.py), and the law average weighs every law with and without them by its nested backtest.
 Printed, for the same sweep and the same targets:
 
-- the backtest `scalepredict backtest runs.jsonl --factors 10` (fit the runs below C_max / 10, predict the larger
-  ones' best runs): final losses only; with --checkpoints from the validation curves (where logged) and from the
-  training-loss curves (each scaled to its run's final validation loss); and the raw checkpoints as finals
-  (--intermediate, on the training loss: the reference the annealing corrects);
+- the backtest `scalepredict backtest runs.jsonl --factors 3,10,30` (for each k, fit the runs below C_max / k,
+  predict the larger budgets' best runs): final losses only; with --checkpoints from the validation curves (where
+  logged) and from the training-loss curves (each scaled to its run's final validation loss); and the raw
+  checkpoints as finals (--intermediate, on the training loss: the reference the annealing corrects);
 - the annealed checkpoints themselves, against the real shorter runs of the same model (the sweep trains most sizes
   at several budgets): each run's checkpoint at the share of its tokens that a shorter run of its size trained,
   annealed (its multi-power law fitted with the other runs of its size that cost no more than it, never the
@@ -90,15 +90,16 @@ def pairs(sweep: Path, metric: str, rows: list[dict]) -> str:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sweep", type=Path, default=ROOT / "sweeps/cpu-demo")
-    ap.add_argument("--factor", type=float, default=10.0)
+    ap.add_argument("--factors", default="3,10,30",
+                    help="comma-separated k: fit below C_max / k (the report's factors that a demo sweep's span allows)")
     args = ap.parse_args()
     table = args.sweep / "runs.jsonl"
-    bt = ["backtest", table, "--factors", args.factor, "--json"]
+    bt = ["backtest", table, "--factors", args.factors, "--json"]
     variants = [("final losses only", []),
                 ("+ checkpoints (training-loss curves)", ["--checkpoints", "--metric", "train_loss"])]
     if has_val_curves(args.sweep):
         variants.insert(1, ("+ checkpoints (validation curves)", ["--checkpoints", "--metric", "val_loss"]))
-    print(f"{args.sweep}: backtest k={args.factor:g} (fit below C_max/{args.factor:g}, predict the larger budgets)")
+    print(f"{args.sweep}: backtest k={args.factors} (fit below C_max/k, predict the larger budgets' best runs)")
     for label, extra in variants:
         print(line(label, cli(*bt, *extra)))
     rows = [json.loads(x) for x in table.read_text().splitlines() if x.strip()]
@@ -113,7 +114,7 @@ def main():
                 w.writerow([r["run"], r["params"], r["batch_tokens"], r["budget"]])
         logs = sorted(str(p) for p in (args.sweep / "runs").glob("*/log.jsonl"))
         ref = cli("backtest", *logs, "--metric", "train_loss", "--last-k", "10", "--run-meta", meta, "--factors",
-                  args.factor, "--json", "--intermediate")
+                  args.factors, "--json", "--intermediate")
         print(line("raw checkpoints as finals (--intermediate, train loss)", ref))
     val = ROOT / "figures" / "cpu-validate.json"
     if val.exists():

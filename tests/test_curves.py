@@ -32,6 +32,27 @@ def test_schedules_match_their_definitions():
     assert list(s1) == [0.0, 2.0, 3.0] and s2[1] == 0.0 and s2[2] == pytest.approx(0.5 + 0.5 * 0.999)
 
 
+def test_the_multipower_jacobian_is_the_derivative_of_the_law():
+    # the solver steps on the analytic Jacobian: it must match central differences of the law itself (relative
+    # 1e-6: differences of step 1e-6 in doubles are good to ~1e-9 here), at the start grid's kind of values and
+    # at a far point, through a warmup-cosine schedule and a WSD one
+    from scalepredict.core.curvelaws import features, multipower_blocks, multipower_law
+
+    segs = [(schedules.build("cosine", 2000, warmup=100, final=0.1), np.arange(50, 2000, 40)),
+            (schedules.build("wsd", 1500, warmup=50, final=0.0, decay=0.2), np.arange(30, 1500, 30))]
+    law = multipower_law(multipower_blocks(segs))
+    X = features(segs)
+    theta = np.array([[1.5, 2.0, 0.4, 0.3, 0.5, 0.6, 0.6], [1.0, 5.0, 0.3, 0.8, 3.0, 0.3, 0.2]])
+    u, h = law.to_internal(theta), 1e-6
+    J = law.log_jacobian(theta, X)
+    for j in range(theta.shape[1]):
+        up, um = u.copy(), u.copy()
+        up[:, j] += h
+        um[:, j] -= h
+        numeric = (law.log_predict(law.to_natural(up), X) - law.log_predict(law.to_natural(um), X)) / (2 * h)
+        np.testing.assert_allclose(J[..., j], numeric, rtol=1e-6, atol=1e-8)
+
+
 def test_a_schedule_from_a_csv_and_bad_specs(tmp_path):
     p = tmp_path / "lr.csv"
     p.write_text("step,lr\n0,0.001\n100,0.0005\n199,0.0001\n")

@@ -84,17 +84,34 @@ ANNEALING = Law(
 def multipower_law(blocks: dict) -> Law:
     """The multi-power law over precomputed schedule blocks (multipower_blocks): the rows "drop", "lr", "after"
     (n points x K blocks), indexed by each point's row X["row"]."""
-    drop, lr, after = blocks["drop"], blocks["lr"], blocks["after"]
+    drop, after = blocks["drop"], blocks["after"]
+    log_lr = np.log(np.maximum(blocks["lr"], 1e-12))
 
-    def log_predict(theta, X):
+    def parts(theta, X):
+        """The blocks' arrays (n x K) and the law's two terms, shared by its value and its Jacobian."""
         L0, A, a, B, C, beta, gamma = (_col(theta, i) for i in range(7))
         rows = X["row"]
-        d, e, s = drop[rows], lr[rows], after[rows]  # (n, K)
+        d, loge, s = drop[rows], log_lr[rows], after[rows]  # (n, K)
         with np.errstate(all="ignore"):
-            x = np.exp(-gamma[..., None] * np.log(np.maximum(e, 1e-12))) * s  # lr_k^-gamma S_k(t)
-            g = 1.0 - np.exp(-beta[..., None] * np.log1p(C[..., None] * x))
-            ld = B * np.sum(d * g, axis=-1)
-            return _safe_log(L0 + A * np.exp(-a * X["logS1"]) - ld)
+            cx = C[..., None] * np.exp(-gamma[..., None] * loge) * s  # C lr_k^-gamma S_k(t)
+            l1p = np.log1p(cx)
+            q = np.exp(-beta[..., None] * l1p)  # 1 - G
+            power = A * np.exp(-a * X["logS1"])
+            total = L0 + power - B * np.sum(d * (1.0 - q), axis=-1)
+        return d, loge, cx, l1p, q, power, total
+
+    def log_predict(theta, X):
+        return _safe_log(parts(theta, X)[-1])
+
+    def log_jacobian(theta, X):  # d log L / d (L0, log A, alpha, B, log C, beta, gamma)
+        B, beta = _col(theta, 3), _col(theta, 5)
+        d, loge, cx, l1p, q, power, total = parts(theta, X)
+        with np.errstate(all="ignore"):
+            w = d * beta[..., None] * q * cx / (1.0 + cx)  # d (lr drop x G) / d log C, per block
+            cols = [np.ones_like(total), power, -X["logS1"] * power, -np.sum(d * (1.0 - q), axis=-1),
+                    -B * np.sum(w, axis=-1), -B * np.sum(d * l1p * q, axis=-1), B * np.sum(w * loge, axis=-1)]
+            J = np.stack(np.broadcast_arrays(*cols), axis=-1) / total[..., None]
+        return np.where(total[..., None] > 0, J, 0.0)
 
     def starts(X, loss):
         lo, hi = float(np.min(loss)), float(np.max(loss))
@@ -108,7 +125,7 @@ def multipower_law(blocks: dict) -> Law:
         params=(Param("L0", 0.0, 1e3), Param("A", 1e-9, 1e9, log=True), Param("alpha", 1e-3, 3.0),
                 Param("B", 0.0, 1e3), Param("C", 1e-6, 1e6, log=True), Param("beta", 1e-3, 5.0),
                 Param("gamma", 0.0, 3.0)),
-        log_predict=log_predict, starts=starts,
+        log_predict=log_predict, log_jacobian=log_jacobian, starts=starts,
         doc="Luo et al. 2025: each LR decrease lowers the loss by an amount that saturates with training after it")
 
 
