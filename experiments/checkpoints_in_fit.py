@@ -95,7 +95,7 @@ def main():
     args = ap.parse_args()
     table = args.sweep / "runs.jsonl"
     bt = ["backtest", table, "--factors", args.factors, "--json"]
-    variants = [("final losses only", []),
+    variants = [("final losses only", ["--no-checkpoints"]),
                 ("+ checkpoints (training-loss curves)", ["--checkpoints", "--metric", "train_loss"])]
     if has_val_curves(args.sweep):
         variants.insert(1, ("+ checkpoints (validation curves)", ["--checkpoints", "--metric", "val_loss"]))

@@ -32,6 +32,10 @@ from .forecast import RunCurve, curves_of, fitted_points, schedule_for
 from .ingest import read_logs
 from .runs import RunTable
 
+class NoCurves(InputError):
+    """No run of the table has a curve with a known schedule: no checkpoint can be made."""
+
+
 MAX_POINTS = 80  # a curve's points fitted, evenly spaced (the last kept): a run logged every 10 steps has thousands
 FRACTIONS = (0.25, 0.5, 0.75)  # of a run's steps: where its checkpoints become the finals of shorter runs
 CURVE_LAW = "multipower"
@@ -158,7 +162,7 @@ def with_annealed_checkpoints(table: RunTable, read, metric: str | None = None, 
                     row[k] = float(r[k]) * share
             rows.append(row)
     if not rows:
-        raise InputError(f"{', '.join(table.sources)}: --checkpoints: no run has a curve with a known schedule "
+        raise NoCurves(f"{', '.join(table.sources)}: --checkpoints: no run has a curve with a known schedule "
                          f"({'; '.join(missing[:3])}{'...' if len(missing) > 3 else ''})")
     warnings = list(table.warnings)
     if missing:

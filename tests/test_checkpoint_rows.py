@@ -129,6 +129,31 @@ def test_fit_with_checkpoints_from_logs_and_its_refusals(tmp_path):
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
 
 
+def test_the_law_average_takes_checkpoints_by_default_where_runs_have_curves_under_a_known_schedule(tmp_path):
+    """The default follows the measurement (docs/curves.md): --law auto weighs every law with and without the
+    checkpoints where the runs have curves of the fitted metric under a known schedule; --no-checkpoints, a single
+    law or runs without a schedule fit the finals alone, without a word."""
+    paths, meta = _write_logs(tmp_path)
+    base = ["fit", *map(str, paths), "--run-meta", str(meta), "--json", "--bootstrap", "0"]
+
+    def fitted(*extra):
+        r = CliRunner().invoke(cli, base + list(extra))
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    def names(*extra):  # the laws averaged (four finals alone support the compute law only: a single fit)
+        d = fitted(*extra)
+        return [c["name"] for c in d["candidates"]] if "candidates" in d else [d["law"]]
+
+    assert "compute + checkpoints" in names()
+    assert not any("checkpoints" in n for n in names("--no-checkpoints"))
+    assert fitted("--law", "compute")["n_points"] == 4  # the four finals: a single law takes them on request only
+    (tmp_path / "bare").mkdir()
+    bare, meta = _write_logs(tmp_path / "bare", with_lr=False)
+    r = CliRunner().invoke(cli, ["fit", *map(str, bare), "--run-meta", str(meta), "--json", "--bootstrap", "0"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["law"] == "compute" and "checkpoints" not in r.output
+
+
 def test_a_schedule_logged_every_few_steps_is_read_between_them():
     """A log that records the LR every 20th step: the schedule between is linear in its neighbours (within 0.1% of
     the cosine that made it), not zero."""

@@ -267,7 +267,8 @@ def test_parallel_sweep_stopped_by_sigterm_or_killed_leaves_no_worker_and_resume
     assert {r["run"] for r in by_state["finished"]} == ({json.loads(l)["run"] for l in runs_jsonl.read_text(
         ).splitlines() if l.strip()} if runs_jsonl.exists() else set())
     assert len(st["runs"]) == sum(st["counts"].values()) and by_state["planned"]
-    assert all(0 < r["steps_done"] < r["steps"] for r in by_state["stopped"])
+    # partial runs (a worker that had just opened its log when the signal came, on a loaded machine, saves at step 0)
+    assert all(0 <= r["steps_done"] < r["steps"] for r in by_state["stopped"])
     assert st["compute_spent"] == pytest.approx(sum(r["compute"] for r in by_state["finished"]) + sum(
         r["compute"] * r["steps_done"] / r["steps"] for r in by_state["stopped"]))
     assert st["sweep_process"] is None  # nobody holds the folder

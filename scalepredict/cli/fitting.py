@@ -13,20 +13,31 @@ from .options import (emit_json, floats, json_option, law_options, level_option,
                       take_fit_options, take_table_options, warn)
 
 
-def _load_table(inputs, kw):
+def _load_table(inputs, kw, law: str | None = None):
+    """The runs of `inputs`; with their checkpoints as annealed rows where --checkpoints asks for them, or by
+    default under the law average (`law` auto) where the runs have curves of the fitted metric under a known
+    schedule (the nested backtest then weighs each law with and without them)."""
     from ..ingest import load_table, read_logs
 
-    checkpoints = kw.pop("checkpoints", False)
+    asked = kw.pop("checkpoints", None)
     opts = take_table_options(kw)
-    if not checkpoints:
+    if asked is None:
+        asked = "auto" if law == "auto" and not opts.get("intermediate") else False
+    if not asked:
         return load_table(inputs, **opts)
     if opts.get("intermediate"):
         raise InputError("--checkpoints and --intermediate: give one (--checkpoints anneals each checkpoint, "
                          "--intermediate takes it as it is)")
-    from ..annealed import with_annealed_checkpoints
+    from ..annealed import NoCurves, with_annealed_checkpoints
 
     read = read_logs(inputs, opts["fmt"], opts.get("pattern"))
-    return with_annealed_checkpoints(load_table(inputs, read=read, **opts), read, opts.get("metric"))
+    table = load_table(inputs, read=read, **opts)
+    try:
+        return with_annealed_checkpoints(table, read, opts.get("metric"))
+    except NoCurves:
+        if asked == "auto":
+            return table
+        raise
 
 
 def _sources(inputs) -> list[dict]:
@@ -67,7 +78,7 @@ def fit(inputs, out, as_json, **kw):
 
     law = kw.pop("law")
     fit_kws = take_fit_options(kw)
-    table = _load_table(inputs, kw)
+    table = _load_table(inputs, kw, law)
     result = fit_law(table, law, sources=_sources(inputs), **fit_kws)
     summary = _fit_summary(result) if as_json else None
     if out:
@@ -142,7 +153,7 @@ def backtest(inputs, factors, level, as_json, **kw):
 
     law = kw.pop("law")
     fit_kws = take_fit_options(kw)
-    table = _load_table(inputs, kw)
+    table = _load_table(inputs, kw, law)
     result = run_backtest(table, law, floats([factors], "--factors"), level=level, **fit_kws)
     warn([f"factor {s['factor']:g} skipped: {s['reason']}" for s in result["skipped"]])
     if as_json:
@@ -180,12 +191,12 @@ def plot(inputs, target, held_out, level, out, **kw):
         fit = load_fit(inputs[0])
     else:
         held_kw = dict(kw)
-        fit = fit_law(_load_table(inputs, kw), law, sources=_sources(inputs), **fit_kws)
+        fit = fit_law(_load_table(inputs, kw, law), law, sources=_sources(inputs), **fit_kws)
         warn(fit.warnings)
         kw = held_kw
     held = None
     if held_out:
-        held = [{"compute": p.compute, "loss": p.loss} for p in frontier(_load_table([held_out], dict(kw)))]
+        held = [{"compute": p.compute, "loss": p.loss} for p in frontier(_load_table([held_out], {**kw, "checkpoints": False}))]
     FIGURES[fit.kind](fit, out, targets=targets, held_out=held, level=level, metric=kw.get("metric"))
     click.echo(f"wrote {out}")
 

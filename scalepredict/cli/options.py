@@ -74,11 +74,12 @@ def table_options(f):
                           "or shape (exact) allow. Default: the one the runs share; mixed runs are converted to "
                           "6nd where they can be, else refused."),
         log_meta_options,
-        click.option("--checkpoints", is_flag=True,
+        click.option("--checkpoints/--no-checkpoints", default=None,
                      help="Logs (or a sweep's runs.jsonl beside its runs' logs): each run's checkpoints at 1/4, "
                           "1/2 and 3/4 of its steps as the finals of shorter runs, through the multi-power law of "
                           "its curve (and its size's cheaper runs') under its schedule; --law auto weighs each law "
-                          "with and without them (docs/curves.md)."),
+                          "with and without them. Default: on with --law auto where runs have curves of the "
+                          "fitted metric under a known schedule, else off (docs/curves.md)."),
     ])(f)
 
 
