@@ -67,14 +67,19 @@ class CurveFit:
     warnings: list = field(default_factory=list)
     model_error: float = MODEL_ERROR
     autocorr: float = 0.0  # lag-1 autocorrelation of the residuals, clipped to [0, 0.9]
+    tied: np.ndarray | None = None  # (k, p) optima the points cannot tell apart, `values` first, and their weights
+    tied_weights: np.ndarray | None = None
 
     def log_predict(self, lr, steps, theta=None) -> np.ndarray:
+        """The law's log loss at `steps` under `lr`: of `theta`, or of the fit (its tied optima averaged by their
+        likelihood where there are several)."""
         seg = [(lr, np.asarray(steps, int))]
         law = law_for(self.law_name, [Segment(lr, np.asarray(steps, int), np.ones(len(steps)))])
         X = features(seg)
-        theta = self.values if theta is None else theta
         with np.errstate(all="ignore"):
-            return law.log_predict(theta, X)
+            if theta is None and self.tied is not None and len(self.tied) > 1:
+                return np.average(law.log_predict(self.tied, X), axis=0, weights=self.tied_weights)
+            return law.log_predict(self.values if theta is None else theta, X)
 
     def predict(self, lr, steps, level: float = defaults.LEVEL) -> list[dict]:
         """The loss at `steps` of a run under the schedule `lr`, with its `level` interval."""
@@ -147,9 +152,16 @@ def fit_curve(segments: list[Segment], law_name: str = "annealing", n_boot: int 
     boot = np.empty((0, len(values)))
     if law_name == "multipower":  # its sums make each replica ~50x the others' cost
         n_boot = min(n_boot, 100)
+    # the optima of the starts that the points cannot tell apart (within the 90% profile threshold of one
+    # parameter, 2.71 / 2 sigma^2): a curve that never saw its LR fall leaves the decay terms unidentified, and
+    # which of them the solver ends at is an accident of its starts. The forecast averages them by their likelihood
+    # exp(-cost / sigma^2), and the bootstrap's replicas start from each in turn, so that the interval spans them.
+    tied = np.flatnonzero(np.isfinite(cost) & (cost <= cost[k] + 1.355 * noise**2))
+    tied = tied[np.argsort(cost[tied])]
+    tied_weights = np.exp(-(cost[tied] - cost[k]) / max(noise**2, 1e-300))
     if n_boot:
         ystar = fitted[None, :] + _block_resample(residuals, n_boot, rng)
-        ub, cb, _ = solve_batch(law, X, ystar, np.tile(u_best, (n_boot, 1)), HUBER, max_iter=150)
+        ub, cb, _ = solve_batch(law, X, ystar, u[tied[np.arange(n_boot) % len(tied)]], HUBER, max_iter=150)
         ok = np.isfinite(cb)
         boot = law.to_natural(ub[ok])
     warnings = []
@@ -157,7 +169,8 @@ def fit_curve(segments: list[Segment], law_name: str = "annealing", n_boot: int 
         raise InputError(f"{segments[0].name}: the {law_name} law cannot be fitted to this curve")
     r = residuals - residuals.mean()
     rho = float(np.dot(r[1:], r[:-1]) / np.dot(r, r)) if np.dot(r, r) > 0 else 0.0
-    return CurveFit(law_name, values, segments, residuals, noise, boot, warnings, autocorr=min(max(rho, 0.0), 0.9))
+    return CurveFit(law_name, values, segments, residuals, noise, boot, warnings, autocorr=min(max(rho, 0.0), 0.9),
+                    tied=law.to_natural(u[tied]), tied_weights=tied_weights)
 
 
 HOLDOUT = 0.3  # auto: each law fitted on the first 70% of a curve's points, scored on the rest
